@@ -1,0 +1,3 @@
+from quilt_verify.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""The resource ledger: everything a run creates, unwound in reverse order at the end."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from quilt_verify.errors import QuiltAPIError, QuiltError
+
+
+@dataclass
+class LedgerEntry:
+    kind: str
+    ident: str
+    delete: Callable[[], Any]
+    exists: Callable[[], bool] | None = None
+    name: str | None = None
+
+
+def gone_on_404(fetch: Callable[[], Any]) -> Callable[[], bool]:
+    """An ``exists`` probe: True unless ``fetch`` raises a 404 API error."""
+
+    def probe() -> bool:
+        try:
+            fetch()
+        except QuiltAPIError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    return probe
+
+
+class Ledger:
+    """Thread-safe, ordered record of created resources."""
+
+    def __init__(self) -> None:
+        self._entries: list[LedgerEntry] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, ident: str, *, delete: Callable[[], Any],
+            exists: Callable[[], bool] | None = None, name: str | None = None) -> None:
+        with self._lock:
+            self._entries.append(LedgerEntry(kind, ident, delete, exists, name))
+
+    def discard(self, kind: str, ident: str) -> None:
+        """The run deleted this itself (and confirmed it); nothing left to unwind."""
+        with self._lock:
+            self._entries = [e for e in self._entries if (e.kind, e.ident) != (kind, ident)]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entries(self) -> list[LedgerEntry]:
+        with self._lock:
+            return list(self._entries)
+
+    def unwind(self) -> list[dict[str, str]]:
+        """Delete everything still recorded, newest first; return what could not be deleted."""
+        with self._lock:
+            entries, self._entries = list(reversed(self._entries)), []
+        leftovers = []
+        for entry in entries:
+            problem = _delete(entry)
+            if problem:
+                leftovers.append({"kind": entry.kind, "id": entry.ident,
+                                  "name": entry.name or "", "problem": problem})
+        return leftovers
+
+
+def _delete(entry: LedgerEntry) -> str | None:
+    try:
+        entry.delete()
+    except QuiltAPIError as exc:
+        if exc.status != 404:
+            return str(exc)
+    except QuiltError as exc:
+        return str(exc)
+    if entry.exists is None:
+        return None
+    try:
+        return "still present after delete" if entry.exists() else None
+    except QuiltError as exc:
+        return f"could not confirm deletion: {exc}"

@@ -1,0 +1,378 @@
+"""The pytest plugin: options, fixtures, ordered sessions with blocked steps, evidence, exit status.
+
+The plugin stays dormant unless the collected tests are conformance suites (a ``capability``
+marker) or use its fixtures; then it resolves the target (starting the reference backend when
+none is given), checks that the target answers and accepts the credential, records every
+exchange, and closes the bundle at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from quilt_verify import config as qconfig
+from quilt_verify.agent import SimulatedAgent
+from quilt_verify.client import QuiltClient
+from quilt_verify.errors import QuiltAPIError, QuiltError
+from quilt_verify.evidence import Recorder, evidence_name
+from quilt_verify.ledger import Ledger
+from quilt_verify.naming import Names
+from quilt_verify.redaction import Redactor
+
+PLUGIN_NAME = "quilt-verify-run"
+QUILT_FIXTURES = frozenset({"quilt", "quilt_run", "quilt_config", "quilt_recorder",
+                            "quilt_ledger", "quilt_names", "make_agent", "step"})
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("quilt-verify", "Quilt API conformance")
+    group.addoption("--quilt-url", dest="quilt_url", default=None,
+                    help=f"target base URL (env {qconfig.ENV_URL}); none: start the reference")
+    group.addoption("--quilt-api-key", dest="quilt_api_key", default=None,
+                    help=f"tenant API key (env {qconfig.ENV_API_KEY})")
+    group.addoption("--quilt-jwt", dest="quilt_jwt", default=None,
+                    help=f"tenant JWT, sent as Bearer; wins over the key (env {qconfig.ENV_JWT})")
+    group.addoption("--quilt-report-dir", dest="quilt_report_dir", default=None,
+                    help="run folder for the evidence bundle (default reports/<run-id>)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "capability(name): the capability a suite verifies")
+    config.addinivalue_line("markers", "session: an ordered session; a failed step blocks the rest")
+    config.pluginmanager.register(QuiltRun(config), PLUGIN_NAME)
+
+
+class QuiltRun:
+    """State of one conformance run inside a pytest session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.active = False
+        self.cfg: qconfig.Config | None = None
+        self.server: Any = None
+        self.redactor = Redactor()
+        self.recorder: Recorder | None = None
+        self.client: QuiltClient | None = None
+        self.ledger = Ledger()
+        self.names: Names | None = None
+        self.started_at = ""
+        self.blocked: dict[str, str] = {}
+        self.results: dict[str, dict[str, Any]] = {}
+        self.leaks: list[Any] = []
+        self.leftovers: list[dict[str, str]] = []
+        self.manifest_path: Path | None = None
+        self.exit_reason: str | None = None
+
+    # -- activation ----------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if self.config.option.collectonly:
+            return
+        if any(i.get_closest_marker("capability") or QUILT_FIXTURES & set(
+                getattr(i, "fixturenames", ())) for i in items):
+            self.start()
+
+    def start(self) -> None:
+        if self.active:
+            return
+        self.active = True
+        opt = self.config.option
+        try:
+            cfg = qconfig.resolve(url=opt.quilt_url, api_key=opt.quilt_api_key, jwt=opt.quilt_jwt,
+                                  report_dir=opt.quilt_report_dir)
+            run_dir = cfg.report_dir or (self.config.rootpath / "reports" / cfg.run_id)
+            if run_dir.exists() and any(run_dir.iterdir()):
+                raise qconfig.ConfigError(f"report folder {run_dir} is not empty")
+        except qconfig.ConfigError as exc:
+            self._exit(f"configuration error: {exc}", EXIT_CONFIG)
+        for secret, label in ((cfg.api_key, "configured api key"), (cfg.jwt, "configured jwt")):
+            if secret:
+                self.redactor.registry.add(secret.reveal(), label)
+        if cfg.base_url is None:
+            cfg = self._start_reference(cfg)
+        self.cfg = cfg
+        self.names = Names(cfg.run_id)
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.recorder = Recorder(run_dir, self.redactor)
+        self.client = QuiltClient(cfg.base_url or "", api_key=cfg.api_key, jwt=cfg.jwt,
+                                  connect_timeout=cfg.connect_timeout,
+                                  read_timeout=cfg.read_timeout, retries=cfg.retries,
+                                  observers=[self.recorder])
+        self._preflight()
+
+    def _start_reference(self, cfg: qconfig.Config) -> qconfig.Config:
+        from quilt_verify.reference.server import ReferenceServer
+
+        key = "qvref_" + secrets.token_urlsafe(24)
+        self.redactor.registry.add(key, "reference bootstrap key")
+        self.server = ReferenceServer(api_keys=[key])
+        self.server.start()
+        return replace(cfg, base_url=self.server.url, api_key=qconfig.Secret(key))
+
+    def _preflight(self) -> None:
+        """Decide before any suite runs that the target is a Quilt backend that accepts us."""
+        assert self.client is not None and self.recorder is not None and self.cfg is not None
+        url = self.cfg.base_url
+        self.recorder.begin_test("_preflight")
+        try:
+            health = self.client.health()
+            if not (isinstance(health, dict) and health.get("status") == "ok"):
+                raise _Refused(f"{url} does not look like a Quilt backend: GET /health answered "
+                               f"{json.dumps(health)[:80]} instead of {{\"status\":\"ok\"}}")
+            self.client.list_clusters()
+        except QuiltAPIError as exc:
+            if exc.path == "/health":
+                reason = (f"{url} does not look like a Quilt backend: GET /health answered "
+                          f"{exc.status} (request_id={exc.request_id})")
+            elif exc.status in (401, 403):
+                reason = (f"authentication refused by {url}: {exc.status} "
+                          f"{exc.error_code or ''} with {self.cfg.auth_method} "
+                          f"(request_id={exc.request_id})")
+            else:
+                reason = f"preflight failed: {exc}"
+            self._fail_preflight(reason)
+        except _Refused as exc:
+            self._fail_preflight(str(exc))
+        except QuiltError as exc:
+            self._fail_preflight(f"target {url} unreachable: {exc.message}")
+        finally:
+            self.recorder.begin_test(None)
+
+    def _fail_preflight(self, reason: str) -> None:
+        self.exit_reason = "unreachable"
+        self._close(outcome="unreachable")
+        self._exit(self.redactor.scrub_text(reason), EXIT_UNREACHABLE)
+
+    def _exit(self, reason: str, code: int) -> None:
+        self.exit_reason = self.exit_reason or ("config" if code == EXIT_CONFIG else "other")
+        self._stop_reference()
+        pytest.exit(f"quilt-verify: {reason}", returncode=code)
+
+    def _stop_reference(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    # -- ordered sessions ----------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if not self.active:
+            return
+        if self.recorder is not None:
+            self.recorder.begin_test(item.nodeid)
+        key = _session_key(item)
+        if key and key in self.blocked:
+            pytest.skip(f"blocked by {self.blocked[key]}")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[Any]) -> Iterator[None]:
+        outcome = yield
+        if not self.active:
+            return
+        report: pytest.TestReport = outcome.get_result()
+        self._scrub_report(report)
+        key = _session_key(item)
+        if report.failed and key and key not in self.blocked:
+            self.blocked[key] = item.name
+        self._note_result(item, report)
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        if self.recorder is not None:
+            self.recorder.begin_test(None)
+
+    def _scrub_report(self, report: pytest.TestReport) -> None:
+        scrub = self.redactor.scrub_text
+        if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+            path, lineno, reason = report.longrepr
+            report.longrepr = (path, lineno, scrub(reason))
+        elif report.longrepr is not None:
+            text = str(report.longrepr)
+            clean = scrub(text)
+            if clean != text:
+                report.longrepr = clean
+        report.sections = [(title, scrub(content)) for title, content in report.sections]
+
+    def _note_result(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        entry = self.results.setdefault(item.nodeid, {
+            "nodeid": item.nodeid,
+            "module": item.nodeid.split("::")[0],
+            "name": item.name,
+            "capability": _capability(item),
+            "behavior": _docstring(item),
+            "outcome": "passed",
+            "duration_s": 0.0,
+            "evidence": evidence_name(item.nodeid),
+        })
+        entry["duration_s"] = round(entry["duration_s"] + report.duration, 4)
+        if report.skipped and report.when in ("setup", "call"):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+            if reason.startswith("Skipped: "):
+                reason = reason[len("Skipped: "):]
+            if reason.startswith("blocked by "):
+                entry.update(outcome="blocked", blocked_by=reason[len("blocked by "):])
+            else:
+                entry.update(outcome="skipped", reason=reason)
+        elif report.failed:
+            entry["outcome"] = "failed" if report.when == "call" else "error"
+            entry["message"] = _last_line(report)
+
+    # -- closing ---------------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.active or self.recorder is None or self.manifest_path is not None:
+            return
+        if self.recorder is not None:
+            self.recorder.begin_test("_cleanup")
+        self.leftovers = self.ledger.unwind()
+        outcomes = {r["outcome"] for r in self.results.values()}
+        failed = bool(outcomes & {"failed", "error"}) or exitstatus not in (0, 5)
+        self._close(outcome="failed" if failed else "passed")
+        if self.leaks and session.exitstatus == 0:
+            session.exitstatus = 1
+        self._stop_reference()
+
+    def _close(self, *, outcome: str) -> None:
+        assert self.recorder is not None and self.cfg is not None
+        rec = self.recorder
+        rec.begin_test(None)
+        rec.write_json("results.json", {"tests": list(self.results.values())})
+        if self.leftovers:
+            rec.write_json("leftovers.json", {"leftovers": self.leftovers})
+        info = self.run_info()
+        rec.write_json("run.json", info)
+        self.manifest_path, self.leaks = rec.finish(run_info=info, outcome=outcome)
+
+    def run_info(self) -> dict[str, Any]:
+        assert self.cfg is not None and self.recorder is not None
+        return {
+            "run_id": self.cfg.run_id,
+            "target": self.cfg.base_url,
+            "target_kind": "embedded reference backend" if self.server else "external",
+            "auth_method": self.cfg.auth_method,
+            "started_at": self.started_at,
+            "exchanges": self.recorder.exchange_count,
+            "variants": {k: sorted(v) for k, v in sorted(self.recorder.variants.items())},
+            "tool": {"name": "quilt-verify", "python": platform.python_version()},
+        }
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.active or self.recorder is None:
+            return
+        tr = terminalreporter
+        tr.section("quilt-verify")
+        tr.write_line(f"target: {self.cfg.base_url if self.cfg else '?'}")
+        tr.write_line(f"evidence: {self.recorder.run_dir}")
+        if self.manifest_path:
+            tr.write_line(f"manifest: {self.manifest_path}")
+        for leak in self.leaks:
+            tr.write_line(f"LEAK: {leak.secret_label} found in {leak.path} (scrubbed; run failed)",
+                          red=True)
+        for left in self.leftovers:
+            tr.write_line(f"left behind: {left['kind']} {left['id']} {left['name']}: "
+                          f"{left['problem']}", yellow=True)
+
+
+class _Refused(Exception):
+    pass
+
+
+def _session_key(item: pytest.Item) -> str | None:
+    if item.get_closest_marker("session") is None:
+        return None
+    return item.nodeid.split("::")[0]
+
+
+def _capability(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("capability")
+    return str(marker.args[0]) if marker and marker.args else None
+
+
+def _docstring(item: pytest.Item) -> str:
+    doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
+    return " ".join(doc.split())
+
+
+def _last_line(report: pytest.TestReport) -> str:
+    text = report.longreprtext.strip().splitlines()
+    for line in reversed(text):
+        if line.startswith("E "):
+            return line[2:].strip()[:500]
+    return (text[-1] if text else "")[:500]
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def quilt_run(request: pytest.FixtureRequest) -> QuiltRun:
+    run: QuiltRun = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    run.start()
+    return run
+
+
+@pytest.fixture(scope="session")
+def quilt(quilt_run: QuiltRun) -> QuiltClient:
+    """The tenant client, recording into the run's evidence."""
+    assert quilt_run.client is not None
+    return quilt_run.client
+
+
+@pytest.fixture(scope="session")
+def quilt_config(quilt_run: QuiltRun) -> qconfig.Config:
+    assert quilt_run.cfg is not None
+    return quilt_run.cfg
+
+
+@pytest.fixture(scope="session")
+def quilt_recorder(quilt_run: QuiltRun) -> Recorder:
+    assert quilt_run.recorder is not None
+    return quilt_run.recorder
+
+
+@pytest.fixture(scope="session")
+def quilt_ledger(quilt_run: QuiltRun) -> Ledger:
+    return quilt_run.ledger
+
+
+@pytest.fixture(scope="session")
+def quilt_names(quilt_run: QuiltRun) -> Names:
+    assert quilt_run.names is not None
+    return quilt_run.names
+
+
+@pytest.fixture
+def step(quilt_recorder: Recorder) -> Callable[[str], None]:
+    """Narrate a step (``step("creating a workload with 3 replicas")``) into the evidence."""
+    return quilt_recorder.step
+
+
+@pytest.fixture(scope="module")
+def session_state() -> SimpleNamespace:
+    """State carried from one step of an ordered session to the next."""
+    return SimpleNamespace()
+
+
+@pytest.fixture(scope="session")
+def make_agent(quilt_run: QuiltRun) -> Callable[..., SimulatedAgent]:
+    """Build a simulated node agent whose secrets are registered and whose resources are ledgered."""
+
+    def factory(cluster_id: str, name: str, **kwargs: Any) -> SimulatedAgent:
+        assert quilt_run.client is not None
+        return SimulatedAgent(
+            quilt_run.client, cluster_id, name, ledger=quilt_run.ledger,
+            on_secret=lambda value, label: quilt_run.redactor.registry.add(value, label),
+            **kwargs,
+        )
+
+    return factory
