@@ -91,6 +91,11 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         for key, value in env_updates.items():
             if value:
                 os.environ[key] = value
+        try:  # the plugin resolves again; this only turns a bad setting into one line, early
+            qconfig.resolve()
+        except qconfig.ConfigError as exc:
+            print(f"quilt-verify: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         probe = _ConfigProbe()
         code = int(pytest.main(pytest_args + extra, plugins=[probe]))
         run = probe.config.pluginmanager.get_plugin(PLUGIN_NAME) if probe.config else None

@@ -40,9 +40,11 @@ def _now() -> str:
 
 def evidence_name(nodeid: str) -> str:
     """A stable relative path for a test's exchanges: ``exchanges/<module>/<test>.jsonl``."""
-    module, _, rest = nodeid.partition("::")
+    module, sep, rest = nodeid.partition("::")
+    if not sep:  # not a test: preflight, cleanup
+        module, rest = SESSION_SCOPE, nodeid
     module = Path(module).stem or SESSION_SCOPE
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", rest or SESSION_SCOPE).strip("_") or SESSION_SCOPE
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", rest).strip("_") or SESSION_SCOPE
     return f"exchanges/{module}/{name[:150]}.jsonl"
 
 
@@ -186,7 +188,7 @@ class Recorder:
         manifest.update({
             "finished_at": _now(),
             "outcome": outcome,
-            "leak_scan": {"secrets_checked": len(self.redactor.registry),
+            "leak_scan": {"values_checked": len(self.redactor.registry),
                           "findings": [f.path for f in findings]},
             "files": manifest_entries(self.run_dir),
         })

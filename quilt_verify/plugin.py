@@ -23,7 +23,12 @@ import pytest
 from quilt_verify import config as qconfig
 from quilt_verify.agent import SimulatedAgent
 from quilt_verify.client import QuiltClient
-from quilt_verify.errors import QuiltAPIError, QuiltError
+from quilt_verify.errors import (
+    QuiltAPIError,
+    QuiltError,
+    QuiltProtocolError,
+    QuiltTransportError,
+)
 from quilt_verify.evidence import Recorder, evidence_name
 from quilt_verify.ledger import Ledger
 from quilt_verify.naming import Names
@@ -145,8 +150,13 @@ class QuiltRun:
             self._fail_preflight(reason)
         except _Refused as exc:
             self._fail_preflight(str(exc))
+        except QuiltProtocolError as exc:
+            self._fail_preflight(f"{url} does not look like a Quilt backend: {exc.method} "
+                                 f"{exc.path} answered {exc.problem}")
+        except QuiltTransportError as exc:
+            self._fail_preflight(f"target {url} unreachable: {exc.reason}")
         except QuiltError as exc:
-            self._fail_preflight(f"target {url} unreachable: {exc.message}")
+            self._fail_preflight(f"preflight failed: {exc}")
         finally:
             self.recorder.begin_test(None)
 

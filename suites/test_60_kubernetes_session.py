@@ -335,7 +335,7 @@ def test_14_register_third_node(quilt, make_agent, quilt_names, session_state, s
     assert node_state(quilt, s, c.node_id) == "ready"
 
 
-def test_15_delete_node_reschedules(quilt, session_state, step):
+def test_15_delete_node_reschedules(quilt, quilt_ledger, session_state, step):
     """After a node is deleted its node token MUST be rejected and it MUST leave the node list;
     after reconcile no placement MUST remain on it, its replicas MUST be `assigned` to the
     remaining ready node, and they MUST be reported running again."""
@@ -345,6 +345,7 @@ def test_15_delete_node_reschedules(quilt, session_state, step):
     assert held, "node b holds no replica after the drain"
     step(f"deleting node {b.name}")
     quilt.delete_node(s.cluster_id, b.node_id)
+    quilt_ledger.discard("node", b.node_id)
     step("the deleted node's agent heartbeats with its old token")
     expect_status(lambda: b.heartbeat("ready"), 401, 403)
     expect_status(lambda: b.assignments(), 401, 403)

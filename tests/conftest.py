@@ -1,0 +1,36 @@
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quilt_verify.reference.server import ReferenceServer
+
+pytest_plugins = ["pytester"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def reference_key() -> str:
+    return "qvtest_" + secrets.token_urlsafe(24)
+
+
+@pytest.fixture(scope="session")
+def reference(reference_key, tmp_path_factory):
+    """One reference backend for the self-tests, with a key the tests know."""
+    server = ReferenceServer(api_keys=[reference_key],
+                             data_dir=str(tmp_path_factory.mktemp("reference-data")))
+    server.start()
+    yield server
+    server.stop()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240):
+    """Run ``quilt-verify`` as a user would, in a subprocess; never inherits QUILT_* settings."""
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QUILT_")}
+    clean.update(env or {})
+    return subprocess.run([sys.executable, "-m", "quilt_verify", *args], cwd=REPO, env=clean,
+                          capture_output=True, text=True, timeout=timeout)

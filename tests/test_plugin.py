@@ -1,0 +1,117 @@
+"""The plugin's session behaviour: blocked steps, secret hygiene in reports, preflight failures."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.scripted_server import Reply, ScriptedServer
+
+SESSION_MODULE = '''
+import pytest
+
+pytestmark = [pytest.mark.capability("demo"), pytest.mark.session]
+
+
+def test_01_lists(quilt):
+    """Listing clusters MUST work."""
+    assert isinstance(quilt.list_clusters(), list)
+
+
+def test_02_breaks(quilt, quilt_config):
+    """This step MUST fail, and its failure message carries the API key."""
+    key = quilt_config.api_key.reveal()
+    print("printing the key", key)
+    assert key == "something else"
+
+
+def test_03_after(quilt):
+    """Never runs."""
+    quilt.list_clusters()
+
+
+def test_04_after():
+    """Never runs either."""
+'''
+
+
+def run_module(pytester, reference, key, *extra):
+    pytester.makepyfile(test_demo_session=SESSION_MODULE)
+    run_dir = pytester.path / "bundle"
+    result = pytester.runpytest_subprocess(
+        "--quilt-url", reference.url, "--quilt-api-key", key,
+        "--quilt-report-dir", str(run_dir), "-rs", "-p", "no:cacheprovider", *extra)
+    return result, run_dir
+
+
+def test_failed_step_blocks_the_rest_of_the_session(pytester, reference, reference_key):
+    result, run_dir = run_module(pytester, reference, reference_key)
+    result.assert_outcomes(passed=1, failed=1, skipped=2)
+    result.stdout.fnmatch_lines(["*SKIPPED*blocked by test_02_breaks*"])
+    tests = {t["name"]: t for t in json.loads((run_dir / "results.json").read_text())["tests"]}
+    assert [tests[n]["outcome"] for n in sorted(tests)] == ["passed", "failed", "blocked",
+                                                            "blocked"]
+    assert tests["test_03_after"]["blocked_by"] == "test_02_breaks"
+    assert tests["test_01_lists"]["behavior"] == "Listing clusters MUST work."
+    assert json.loads((run_dir / "manifest.json").read_text())["outcome"] == "failed"
+
+
+@pytest.mark.parametrize("extra", [(), ("-l", "--tb=long", "-s"), ("--junitxml=out.xml",)])
+def test_secrets_in_failures_and_output_are_redacted(pytester, reference, reference_key, extra):
+    result, run_dir = run_module(pytester, reference, reference_key, *extra)
+    output = "\n".join(result.outlines + result.errlines)
+    assert "[REDACTED]" in output
+    for path in [*pytester.path.rglob("*")]:
+        if path.is_file() and path.suffix in (".xml", ".json", ".jsonl"):
+            assert reference_key not in path.read_text(), path
+    if "-s" not in extra:  # with -s the test's own print goes straight to the terminal
+        assert reference_key not in output
+
+
+def test_unreachable_target_exits_3_with_one_line(tmp_path):
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = run_cli("run", "--target", f"http://127.0.0.1:{port}", "--api-key", "k" * 20,
+                   "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 3, proc.stdout[-2000:]
+    out = proc.stdout + proc.stderr
+    assert f"target http://127.0.0.1:{port} unreachable: connection failed" in out
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+
+
+def test_wrong_key_exits_3_naming_authentication(tmp_path, reference):
+    proc = run_cli("run", "--target", reference.url, "--api-key", "wrong-key-0123456789",
+                   "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 3
+    out = proc.stdout + proc.stderr
+    assert f"authentication refused by {reference.url}: 401 UNAUTHORIZED" in out
+    assert "wrong-key-0123456789" not in out
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+
+
+def test_non_quilt_server_exits_3(tmp_path):
+    with ScriptedServer() as server:
+        server.on("GET", "/health", Reply(200, raw=b"<html>It works!</html>",
+                                          headers={"Content-Type": "text/html"}))
+        proc = run_cli("run", "--target", server.url, "--api-key", "k" * 20,
+                       "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 3
+    out = proc.stdout + proc.stderr
+    assert f"{server.url} does not look like a Quilt backend: GET /health answered expected a " \
+        "JSON body, got text/html" in out
+
+
+def test_bad_url_is_a_usage_error():
+    proc = run_cli("run", "--target", "backend.quilt.sh", "--api-key", "k" * 20)
+    assert proc.returncode == 2
+    assert "is not an http(s) URL" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_unknown_command_is_a_usage_error():
+    proc = run_cli("frobnicate")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
