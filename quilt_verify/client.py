@@ -9,6 +9,7 @@ error code and request id; the suites judge.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -495,6 +496,140 @@ class QuiltClient:
 
     def delete_container(self, container_id: str) -> Any:
         return self.call("DELETE", f"/api/containers/{_seg(container_id)}")
+
+    def _container_path(self, container_id: str, rest: str) -> str:
+        return f"/api/containers/{_seg(container_id)}/{rest}"
+
+    def container_logs(self, container_id: str, *, limit: int | None = None) -> list[Any]:
+        """Log entries (objects or strings), whichever shape the target uses."""
+        params = {"limit": limit} if limit else None
+        return self._list(self._container_path(container_id, "logs"), "logs", params=params)
+
+    def container_exec(self, container_id: str, command: list[str], *,
+                       workdir: str | None = None, timeout_ms: int | None = None,
+                       timeout: float = 120.0) -> dict:
+        """Run argv in the container; follows a ``{job_id}`` answer until the job ends."""
+        body: dict[str, Any] = {"command": list(command)}
+        if workdir is not None:
+            body["workdir"] = workdir
+        if timeout_ms is not None:
+            body["timeout_ms"] = timeout_ms
+        path = self._container_path(container_id, "exec")
+        result = self._object("POST", path, json_body=body)
+        if "exit_code" in result or "stdout" in result:
+            self.variant("exec", "synchronous")
+            return result
+        job_id = result.get("job_id")
+        if not job_id:
+            raise QuiltProtocolError(f"exec answered {_shape(result)} without exit_code or job_id",
+                                     method="POST", path=path, status=None, request_id=None)
+        self.variant("exec", "job")
+        job_path = self._container_path(container_id, f"jobs/{_seg(str(job_id))}")
+        return wait_for(
+            lambda: self._object("GET", job_path, "job", params={"include_output": "true"}),
+            lambda job: str(job.get("status")) not in ("running", "queued", "pending"),
+            timeout=timeout, describe=f"exec job {job_id} to finish",
+        )
+
+    def container_metrics(self, container_id: str) -> dict:
+        return self._object("GET", self._container_path(container_id, "metrics"), "metrics")
+
+    def container_network(self, container_id: str) -> dict:
+        return self._object("GET", self._container_path(container_id, "network"), "network")
+
+    def start_container(self, container_id: str) -> Any:
+        return self._lifecycle(container_id, "start")
+
+    def stop_container(self, container_id: str) -> Any:
+        return self._lifecycle(container_id, "stop")
+
+    def kill_container(self, container_id: str) -> Any:
+        return self._lifecycle(container_id, "kill")
+
+    def _lifecycle(self, container_id: str, action: str) -> Any:
+        response = self.request("POST", self._container_path(container_id, action), json_body={})
+        data = _try_json(response)
+        if response.status_code == 202 and isinstance(data, dict) and data.get("operation_id"):
+            self.variant(f"container_{action}", "operation")
+            return self.wait_operation(str(data["operation_id"]))
+        self.variant(f"container_{action}", "synchronous")
+        return data
+
+    def add_route(self, container_id: str, destination: str) -> Any:
+        return self.call("POST", self._container_path(container_id, "routes"),
+                         json_body={"destination": destination})
+
+    def delete_route(self, container_id: str, destination: str) -> Any:
+        return self.call("DELETE", self._container_path(container_id, "routes"),
+                         json_body={"destination": destination})
+
+    # -- API keys ------------------------------------------------------------------------------
+    def list_api_keys(self) -> list[dict]:
+        return self._list("/api/api-keys", "api_keys")
+
+    def create_api_key(self, name: str) -> dict:
+        return self._object("POST", "/api/api-keys", "api_key", json_body={"name": name})
+
+    def delete_api_key(self, key_id: str) -> Any:
+        return self.call("DELETE", f"/api/api-keys/{_seg(key_id)}")
+
+    # -- volumes -------------------------------------------------------------------------------
+    def list_volumes(self) -> list[dict]:
+        return self._list("/api/volumes", "volumes")
+
+    def create_volume(self, name: str, *, labels: Mapping[str, str] | None = None) -> dict:
+        body: dict[str, Any] = {"name": name, "driver": "local"}
+        if labels:
+            body["labels"] = dict(labels)
+        return self._object("POST", "/api/volumes", "volume", json_body=body)
+
+    def get_volume(self, name: str) -> dict:
+        return self._object("GET", f"/api/volumes/{_seg(name)}", "volume")
+
+    def delete_volume(self, name: str) -> Any:
+        response = self.request("DELETE", f"/api/volumes/{_seg(name)}")
+        data = _try_json(response)
+        if isinstance(data, dict) and data.get("operation_id") and response.status_code == 202:
+            self.variant("volume_delete", "operation")
+            return self.wait_operation(str(data["operation_id"]))
+        return data
+
+    @staticmethod
+    def file_url_path(path: str) -> str:
+        """``a b/ü.txt`` -> ``a%20b/%C3%BC.txt``: each segment percent-encoded, no leading /."""
+        return "/".join(_seg(part) for part in path.strip("/").split("/"))
+
+    def upload_file(self, volume: str, path: str, content: bytes, *, mode: int = 420) -> dict:
+        body = {"path": path, "content": base64.b64encode(content).decode("ascii"), "mode": mode}
+        return self._object("POST", f"/api/volumes/{_seg(volume)}/files", json_body=body)
+
+    def download_file(self, volume: str, path: str) -> bytes:
+        url = f"/api/volumes/{_seg(volume)}/files/{self.file_url_path(path)}"
+        data = self._object("GET", url)
+        content = data.get("content")
+        if not isinstance(content, str):
+            raise QuiltProtocolError("file download has no base64 content", method="GET",
+                                     path=url, status=None, request_id=None)
+        try:
+            return base64.b64decode(content, validate=True)
+        except ValueError:
+            raise QuiltProtocolError("file content is not valid base64", method="GET", path=url,
+                                     status=None, request_id=None) from None
+
+    def delete_file(self, volume: str, path: str) -> Any:
+        return self.call("DELETE", f"/api/volumes/{_seg(volume)}/files/{self.file_url_path(path)}")
+
+    def upload_archive(self, volume: str, archive: bytes, *, path: str = "/",
+                       strip_components: int = 0) -> Any:
+        body = {"content": base64.b64encode(archive).decode("ascii"), "path": path,
+                "strip_components": strip_components}
+        response = self.request("POST", f"/api/volumes/{_seg(volume)}/archive", json_body=body)
+        data = _try_json(response)
+        if response.status_code == 202 and isinstance(data, dict) and data.get("operation_id"):
+            self.variant("archive_upload", "operation")
+            return self.wait_operation(str(data["operation_id"]))
+        self.variant("archive_upload", "synchronous")
+        return data
 
 
 def _try_json(response: httpx.Response) -> Any:

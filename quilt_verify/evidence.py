@@ -11,16 +11,19 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from quilt_verify.bundle import latency_summary
+from quilt_verify.catalogue import match
 from quilt_verify.client import Exchange, VariantSeen
 from quilt_verify.redaction import Redactor
 
 MANIFEST = "manifest.json"
+DOCUMENT = "VERIFICATION.md"
 SESSION_SCOPE = "_session"
 # Bodies larger than this are kept truncated inline, with the digest and size of the full body.
 MAX_INLINE_BODY = 256 * 1024
@@ -65,6 +68,7 @@ class Recorder:
         self.current_step: str | None = None
         self.variants: dict[str, set[str]] = {}
         self.exchange_count = 0
+        self.durations: dict[str, list[float]] = {}
         self._files: dict[str, TextIO] = {}
         self._lock = threading.Lock()
         self._seq = 0
@@ -122,6 +126,10 @@ class Recorder:
             },
             "error": r.scrub_text(ex.error) if ex.error else None,
         }
+        endpoint = match(ex.method, ex.path)
+        if endpoint is not None:
+            with self._lock:
+                self.durations.setdefault(endpoint.key, []).append(ex.duration_ms)
         self._write(line)
 
     def _write(self, line: dict[str, Any]) -> None:
@@ -143,13 +151,30 @@ class Recorder:
 
     # -- other files -----------------------------------------------------------------------------
     def write_json(self, rel: str, data: Any) -> Path:
-        """Write a redacted JSON document into the run folder."""
+        """Write one of the run's own JSON files; every registered secret is scrubbed from it.
+
+        Field-name rules are not applied here: these files are the tool's own structure (an
+        endpoint key like ``POST /api/clusters/:id/join-tokens`` is not a secret).
+        """
         target = self.run_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.redactor.redact_json(data), indent=2, ensure_ascii=False,
-                          sort_keys=True, default=str)
-        target.write_text(text + "\n", encoding="utf-8")
+        text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+        target.write_text(self.redactor.scrub_text(text) + "\n", encoding="utf-8")
         return target
+
+    def artifact(self, rel: str, data: bytes) -> tuple[str, str]:
+        """Save bytes under ``artifacts/``; return (relative path, SHA-256 of what was written).
+
+        Registered secrets are scrubbed first, so the digest is of the bytes on disk.
+        """
+        clean = re.sub(r"[^A-Za-z0-9._/-]+", "_", rel).strip("/")
+        if ".." in clean.split("/"):
+            raise ValueError(f"artifact path {rel!r} leaves the run folder")
+        target = self.run_dir / "artifacts" / clean
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = self.redactor.scrub_bytes(data)
+        target.write_bytes(data)
+        return target.relative_to(self.run_dir).as_posix(), hashlib.sha256(data).hexdigest()
 
     def close_files(self) -> None:
         with self._lock:
@@ -174,9 +199,17 @@ class Recorder:
             path.write_bytes(self.redactor.scrub_bytes(data))
         return findings
 
-    def finish(self, *, run_info: dict[str, Any], outcome: str) -> tuple[Path, list[LeakFinding]]:
-        """Close files, scan for leaks, and write the manifest over every other file."""
+    def finish(
+        self, *, run_info: dict[str, Any], outcome: str,
+        document: Callable[[Path, dict[str, Any]], str] | None = None,
+    ) -> tuple[Path, list[LeakFinding]]:
+        """Close files, scan for leaks, write the document, then the manifest over every file.
+
+        ``document(run_dir, manifest_draft)`` returns the verification document's text; it sees
+        the digests of every other file, and the manifest then covers the document too.
+        """
         self.close_files()
+        self.write_json("latency.json", latency_summary(self.durations))
         findings = self.leak_scan()
         if findings:
             outcome = "failed"
@@ -192,9 +225,13 @@ class Recorder:
                           "findings": [f.path for f in findings]},
             "files": manifest_entries(self.run_dir),
         })
+        if document is not None:
+            text = self.redactor.scrub_text(document(self.run_dir, manifest))
+            (self.run_dir / DOCUMENT).write_text(text, encoding="utf-8")
+            manifest["files"] = manifest_entries(self.run_dir)
         path = self.run_dir / MANIFEST
-        text = json.dumps(self.redactor.redact_json(manifest), indent=2, sort_keys=True)
-        path.write_text(text + "\n", encoding="utf-8")
+        text = json.dumps(manifest, indent=2, sort_keys=True)
+        path.write_text(self.redactor.scrub_text(text) + "\n", encoding="utf-8")
         return path, findings
 
 

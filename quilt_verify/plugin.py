@@ -22,7 +22,9 @@ import pytest
 
 from quilt_verify import config as qconfig
 from quilt_verify.agent import SimulatedAgent
+from quilt_verify.behaviors import behavior_id, must_sentences
 from quilt_verify.client import QuiltClient
+from quilt_verify.document import render_run
 from quilt_verify.errors import (
     QuiltAPIError,
     QuiltError,
@@ -36,7 +38,8 @@ from quilt_verify.redaction import Redactor
 
 PLUGIN_NAME = "quilt-verify-run"
 QUILT_FIXTURES = frozenset({"quilt", "quilt_run", "quilt_config", "quilt_recorder",
-                            "quilt_ledger", "quilt_names", "make_agent", "step"})
+                            "quilt_ledger", "quilt_names", "make_agent", "step",
+                            "register_secret"})
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
 
@@ -216,12 +219,14 @@ class QuiltRun:
         report.sections = [(title, scrub(content)) for title, content in report.sections]
 
     def _note_result(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        capability = _capability(item)
         entry = self.results.setdefault(item.nodeid, {
             "nodeid": item.nodeid,
+            "behavior_id": behavior_id(capability, item.name),
             "module": item.nodeid.split("::")[0],
             "name": item.name,
-            "capability": _capability(item),
-            "behavior": _docstring(item),
+            "capability": capability,
+            "behavior": must_sentences(getattr(getattr(item, "obj", None), "__doc__", None)),
             "outcome": "passed",
             "duration_s": 0.0,
             "evidence": evidence_name(item.nodeid),
@@ -263,7 +268,8 @@ class QuiltRun:
             rec.write_json("leftovers.json", {"leftovers": self.leftovers})
         info = self.run_info()
         rec.write_json("run.json", info)
-        self.manifest_path, self.leaks = rec.finish(run_info=info, outcome=outcome)
+        self.manifest_path, self.leaks = rec.finish(run_info=info, outcome=outcome,
+                                                    document=render_run)
 
     def run_info(self) -> dict[str, Any]:
         assert self.cfg is not None and self.recorder is not None
@@ -308,11 +314,6 @@ def _session_key(item: pytest.Item) -> str | None:
 def _capability(item: pytest.Item) -> str | None:
     marker = item.get_closest_marker("capability")
     return str(marker.args[0]) if marker and marker.args else None
-
-
-def _docstring(item: pytest.Item) -> str:
-    doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
-    return " ".join(doc.split())
 
 
 def _last_line(report: pytest.TestReport) -> str:
@@ -365,6 +366,16 @@ def quilt_names(quilt_run: QuiltRun) -> Names:
 def step(quilt_recorder: Recorder) -> Callable[[str], None]:
     """Narrate a step (``step("creating a workload with 3 replicas")``) into the evidence."""
     return quilt_recorder.step
+
+
+@pytest.fixture(scope="session")
+def register_secret(quilt_run: QuiltRun) -> Callable[[str, str], None]:
+    """Register a secret the run obtained (a created API key, a token) for redaction."""
+
+    def register(value: str, label: str = "secret") -> None:
+        quilt_run.redactor.registry.add(value, label)
+
+    return register
 
 
 @pytest.fixture(scope="module")

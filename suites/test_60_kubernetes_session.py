@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from quilt_verify.errors import QuiltAPIError
+from quilt_verify.checks import expect_status
 from quilt_verify.ledger import gone_on_404
 
 pytestmark = [pytest.mark.capability("kubernetes-session"), pytest.mark.session]
@@ -44,19 +44,6 @@ def assert_indices(placements: list[dict[str, Any]], replicas: int) -> dict[int,
         f"got indices {sorted(found)}"
     )
     return found
-
-
-def expect_status(call: Any, *statuses: int) -> QuiltAPIError:
-    """The call must fail with one of ``statuses``; return the error."""
-    try:
-        result = call()
-    except QuiltAPIError as exc:
-        assert exc.status in statuses, (
-            f"expected HTTP {'/'.join(map(str, statuses))}, got {exc.status} "
-            f"(request_id={exc.request_id})")
-        return exc
-    raise AssertionError(f"expected HTTP {'/'.join(map(str, statuses))}, the call succeeded: "
-                         f"{result!r}")
 
 
 def node_state(quilt: Any, s: Any, node_id: str) -> str:
