@@ -7,6 +7,9 @@ error; 3 target unreachable or authentication refused (decided before the suites
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import os
 import secrets
 import sys
@@ -15,6 +18,19 @@ from pathlib import Path
 
 from quilt_verify import __version__
 from quilt_verify import config as qconfig
+from quilt_verify.behaviors import behavior_id, must_sentences
+from quilt_verify.bundle import Bundle, BundleError
+from quilt_verify.diff import compare
+from quilt_verify.diff import render as render_diff
+from quilt_verify.document import render
+from quilt_verify.evidence import DOCUMENT, MANIFEST, sha256_file, verify_manifest
+from quilt_verify.signing import (
+    SIGNATURE,
+    SigningError,
+    check_signature,
+    keygen,
+    load_public,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -35,6 +51,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jwt", metavar="JWT", help=f"tenant JWT (or {qconfig.ENV_JWT})")
     run.add_argument("--report-dir", metavar="DIR", help="run folder (default reports/<run-id>)")
     run.add_argument("--suites", metavar="DIR", help="suites folder (default ./suites)")
+    run.add_argument("--gate", metavar="CAPS",
+                     help="comma-separated capabilities that must pass for exit 0")
+    run.add_argument("--signing-key", metavar="PATH",
+                     help="Ed25519 private key to sign the manifest (or QUILT_VERIFY_SIGNING_KEY)")
+
+    report = sub.add_parser("report", help="(re)write RUN_DIR/VERIFICATION.md from a bundle")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+
+    verify = sub.add_parser("verify", help="check a bundle's digests, files and signature")
+    verify.add_argument("run_dir", metavar="RUN_DIR")
+    verify.add_argument("--public-key", metavar="PATH", help="Ed25519 public key (PEM)")
+
+    keygen = sub.add_parser("keygen", help="make an Ed25519 key pair for signing manifests")
+    keygen.add_argument("--out", metavar="PREFIX", default="quilt-verify-signing",
+                        help="writes PREFIX.key (mode 0600) and PREFIX.pub")
+
+    behaviors = sub.add_parser("behaviors", help="print the behaviour catalogue of the suites")
+    behaviors.add_argument("--format", choices=("yaml", "markdown"), default="yaml")
+    behaviors.add_argument("--suites", metavar="DIR", help="suites folder (default ./suites)")
+
+    diff = sub.add_parser("diff", help="compare two runs; exit 1 when the new one regressed")
+    diff.add_argument("old_run", metavar="OLD_RUN")
+    diff.add_argument("new_run", metavar="NEW_RUN")
+    diff.add_argument("--latency-ratio", type=float, default=0.5,
+                      help="p95 growth that counts as slower (0.5 = +50%%)")
+    diff.add_argument("--latency-min-ms", type=float, default=5.0,
+                      help="and by at least this many ms")
 
     serve = sub.add_parser("serve", help="run the reference backend in the foreground")
     serve.add_argument("--host", default="127.0.0.1")
@@ -46,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
     if "--" in argv:
@@ -57,7 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         print("quilt-verify: arguments after -- are only for 'run'", file=sys.stderr)
         return EXIT_USAGE
-    return cmd_serve(args)
+    handlers = {"serve": cmd_serve, "report": cmd_report, "verify": cmd_verify,
+                "keygen": cmd_keygen, "behaviors": cmd_behaviors, "diff": cmd_diff}
+    try:
+        return handlers[args.command](args)
+    except (BundleError, SigningError, qconfig.ConfigError) as exc:
+        print(f"quilt-verify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _find_suites(given: str | None) -> Path:
@@ -81,6 +138,10 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"quilt-verify: {exc}", file=sys.stderr)
         return EXIT_USAGE
     pytest_args = [str(suites), "-p", "no:cacheprovider", "-rs"]
+    if args.gate:
+        pytest_args += ["--quilt-gate", args.gate]
+    if args.signing_key:
+        pytest_args += ["--quilt-signing-key", args.signing_key]
     # Credentials travel by environment, never on a command line another process could read.
     env_updates = {qconfig.ENV_URL: args.target, qconfig.ENV_API_KEY: args.api_key,
                    qconfig.ENV_JWT: args.jwt}
@@ -145,3 +206,112 @@ def cmd_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rewrite the document; keep the manifest true for it (a stale signature is removed)."""
+    run_dir = Path(args.run_dir)
+    bundle = Bundle(run_dir)
+    text = render(bundle)
+    target = run_dir / DOCUMENT
+    if target.is_file() and target.read_text(encoding="utf-8") == text:
+        print(f"{target} is up to date")
+        return EXIT_OK
+    target.write_text(text, encoding="utf-8")
+    manifest = dict(bundle.manifest)
+    manifest["files"] = [e for e in manifest.get("files", []) if e["path"] != DOCUMENT]
+    manifest["files"].append({"path": DOCUMENT, "sha256": sha256_file(target),
+                              "bytes": target.stat().st_size})
+    manifest["files"].sort(key=lambda e: e["path"])
+    (run_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    sig = run_dir / SIGNATURE
+    if sig.exists():
+        sig.unlink()
+        print(f"removed {sig}: the manifest changed, sign the run again to restore it")
+    print(f"wrote {target}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not (run_dir / MANIFEST).is_file():
+        print(f"quilt-verify: {run_dir / MANIFEST} not found: not an evidence bundle",
+              file=sys.stderr)
+        return EXIT_USAGE
+    problems = verify_manifest(run_dir)
+    if not problems and (run_dir / DOCUMENT).is_file():
+        try:
+            if render(Bundle(run_dir)) != (run_dir / DOCUMENT).read_text(encoding="utf-8"):
+                problems.append(f"{DOCUMENT}: does not match what the bundle establishes")
+        except BundleError as exc:
+            problems.append(str(exc))
+    signed = (run_dir / SIGNATURE).is_file()
+    if args.public_key:
+        problem = check_signature(run_dir, load_public(Path(args.public_key)))
+        if problem:
+            problems.append(problem)
+    for problem in problems:
+        print(f"FAIL {problem}")
+    if problems:
+        return EXIT_FAILED
+    note = ("signature verified" if args.public_key else
+            "signed; give --public-key to check the signature" if signed else "not signed")
+    print(f"OK {run_dir}: every file matches the manifest; {note}")
+    return EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    private, public = keygen(Path(args.out))
+    print(f"private key: {private} (keep it out of report folders)\npublic key: {public}")
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    old, new = Bundle(Path(args.old_run)), Bundle(Path(args.new_run))
+    result = compare(old, new, latency_ratio=args.latency_ratio,
+                     latency_min_ms=args.latency_min_ms)
+    print(render_diff(result, old, new))
+    return EXIT_FAILED if result.regressed else EXIT_OK
+
+
+def cmd_behaviors(args: argparse.Namespace) -> int:
+    import pytest
+
+    suites = _find_suites(args.suites)
+    collector = _Collector()
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):
+        code = pytest.main([str(suites), "--collect-only", "-q", "-p", "no:cacheprovider"],
+                           plugins=[collector])
+    if code != 0:
+        print(f"quilt-verify: collecting {suites} failed:\n{sink.getvalue()[-2000:]}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    rows = collector.rows
+    if args.format == "markdown":
+        print("| behaviour | capability | MUST | file |\n|---|---|---|---|")
+        for r in rows:
+            print(f"| `{r['id']}` | {r['capability']} | {r['must']} | `{r['file']}` |")
+    else:
+        for r in rows:
+            print(f"- id: {json.dumps(r['id'])}")
+            for key in ("capability", "must", "file", "test"):
+                print(f"  {key}: {json.dumps(r[key], ensure_ascii=False)}")
+    return EXIT_OK
+
+
+class _Collector:
+    """Collects the behaviour catalogue from the suites without running them."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, str]] = []
+
+    def pytest_collection_modifyitems(self, items: list) -> None:
+        for item in items:
+            marker = item.get_closest_marker("capability")
+            capability = str(marker.args[0]) if marker and marker.args else "uncategorized"
+            self.rows.append({
+                "id": behavior_id(capability, item.name), "capability": capability,
+                "must": must_sentences(getattr(getattr(item, "obj", None), "__doc__", None)),
+                "file": item.nodeid.split("::")[0], "test": item.nodeid,
+            })

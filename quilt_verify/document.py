@@ -65,6 +65,10 @@ def render(bundle: Bundle) -> str:
     add(f"- Auth used: tenant `{run.get('auth_method')}`; agent routes with join and node tokens")
     if run.get("mode"):
         add(f"- Mode: {run['mode']}")
+    gate = run.get("gate")
+    if gate:
+        add(f"- Release gate on {', '.join(gate['capabilities'])}: **{gate['verdict']}** "
+            "(other capabilities are reported but do not fail the gate)")
     add(f"- Outcome: **{manifest.get('outcome', '?')}** — {len(results)} behaviours: "
         + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())))
     add(f"- Endpoints: {statuses['verified']} of {len(coverage)} in the catalogue verified, "

@@ -9,6 +9,7 @@ exchange, and closes the bundle at the end.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import secrets
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ import pytest
 from quilt_verify import config as qconfig
 from quilt_verify.agent import SimulatedAgent
 from quilt_verify.behaviors import behavior_id, must_sentences
+from quilt_verify.catalogue import CAPABILITY_TITLES
 from quilt_verify.client import QuiltClient
 from quilt_verify.document import render_run
 from quilt_verify.errors import (
@@ -32,14 +34,17 @@ from quilt_verify.errors import (
     QuiltTransportError,
 )
 from quilt_verify.evidence import Recorder, evidence_name
+from quilt_verify.junit import junit_xml
 from quilt_verify.ledger import Ledger
 from quilt_verify.naming import Names
 from quilt_verify.redaction import Redactor
+from quilt_verify.signing import SigningError, fingerprint, load_private, sign_manifest
 
 PLUGIN_NAME = "quilt-verify-run"
 QUILT_FIXTURES = frozenset({"quilt", "quilt_run", "quilt_config", "quilt_recorder",
                             "quilt_ledger", "quilt_names", "make_agent", "step",
                             "register_secret"})
+ENV_SIGNING_KEY = "QUILT_VERIFY_SIGNING_KEY"
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
 
@@ -54,6 +59,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"tenant JWT, sent as Bearer; wins over the key (env {qconfig.ENV_JWT})")
     group.addoption("--quilt-report-dir", dest="quilt_report_dir", default=None,
                     help="run folder for the evidence bundle (default reports/<run-id>)")
+    group.addoption("--quilt-gate", dest="quilt_gate", default=None,
+                    help="comma-separated capabilities that must pass; others only report")
+    group.addoption("--quilt-signing-key", dest="quilt_signing_key", default=None,
+                    help="Ed25519 private key (PEM) to sign the manifest with "
+                         f"(env {ENV_SIGNING_KEY})")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,6 +92,9 @@ class QuiltRun:
         self.leftovers: list[dict[str, str]] = []
         self.manifest_path: Path | None = None
         self.exit_reason: str | None = None
+        self.gate: list[str] = []
+        self.gate_verdict: str | None = None
+        self.signing_key: Any = None
 
     # -- activation ----------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
@@ -103,13 +116,27 @@ class QuiltRun:
             run_dir = cfg.report_dir or (self.config.rootpath / "reports" / cfg.run_id)
             if run_dir.exists() and any(run_dir.iterdir()):
                 raise qconfig.ConfigError(f"report folder {run_dir} is not empty")
+            self.gate = _parse_gate(opt.quilt_gate)
+            key_path = opt.quilt_signing_key or os.environ.get(ENV_SIGNING_KEY)
+            if key_path:
+                if Path(key_path).resolve().is_relative_to(run_dir.resolve()):
+                    raise qconfig.ConfigError("the signing key must not live in the report folder")
+                try:
+                    self.signing_key = load_private(Path(key_path))
+                except SigningError as exc:
+                    raise qconfig.ConfigError(str(exc)) from None
         except qconfig.ConfigError as exc:
             self._exit(f"configuration error: {exc}", EXIT_CONFIG)
         for secret, label in ((cfg.api_key, "configured api key"), (cfg.jwt, "configured jwt")):
             if secret:
                 self.redactor.registry.add(secret.reveal(), label)
         if cfg.base_url is None:
-            cfg = self._start_reference(cfg)
+            try:
+                cfg = self._start_reference(cfg)
+            except Exception as exc:  # noqa: BLE001 - any start failure ends the run cleanly
+                self.exit_reason = "unreachable"
+                self._exit(f"the embedded reference backend did not start: "
+                           f"{type(exc).__name__}: {exc}", EXIT_UNREACHABLE)
         self.cfg = cfg
         self.names = Names(cfg.run_id)
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -252,11 +279,16 @@ class QuiltRun:
         if self.recorder is not None:
             self.recorder.begin_test("_cleanup")
         self.leftovers = self.ledger.unwind()
-        outcomes = {r["outcome"] for r in self.results.values()}
-        failed = bool(outcomes & {"failed", "error"}) or exitstatus not in (0, 5)
+        failing = {r["capability"] for r in self.results.values()
+                   if r["outcome"] in ("failed", "error")}
+        failed = bool(failing) or exitstatus not in (0, 5)
+        if self.gate:
+            self.gate_verdict = "failed" if failing & set(self.gate) else "passed"
         self._close(outcome="failed" if failed else "passed")
-        if self.leaks and session.exitstatus == 0:
+        if self.leaks:
             session.exitstatus = 1
+        elif self.gate and exitstatus in (0, 1):
+            session.exitstatus = 1 if self.gate_verdict == "failed" else 0
         self._stop_reference()
 
     def _close(self, *, outcome: str) -> None:
@@ -268,8 +300,12 @@ class QuiltRun:
             rec.write_json("leftovers.json", {"leftovers": self.leftovers})
         info = self.run_info()
         rec.write_json("run.json", info)
+        (rec.run_dir / "junit.xml").write_bytes(
+            self.redactor.scrub_bytes(junit_xml(list(self.results.values()))))
         self.manifest_path, self.leaks = rec.finish(run_info=info, outcome=outcome,
                                                     document=render_run)
+        if self.signing_key is not None:
+            sign_manifest(rec.run_dir, self.signing_key)
 
     def run_info(self) -> dict[str, Any]:
         assert self.cfg is not None and self.recorder is not None
@@ -278,6 +314,10 @@ class QuiltRun:
             "target": self.cfg.base_url,
             "target_kind": "embedded reference backend" if self.server else "external",
             "auth_method": self.cfg.auth_method,
+            "gate": {"capabilities": self.gate, "verdict": self.gate_verdict} if self.gate
+            else None,
+            "signing_key": fingerprint(self.signing_key.public_key()) if self.signing_key
+            else None,
             "started_at": self.started_at,
             "exchanges": self.recorder.exchange_count,
             "variants": {k: sorted(v) for k, v in sorted(self.recorder.variants.items())},
@@ -299,6 +339,17 @@ class QuiltRun:
         for left in self.leftovers:
             tr.write_line(f"left behind: {left['kind']} {left['id']} {left['name']}: "
                           f"{left['problem']}", yellow=True)
+
+
+def _parse_gate(value: str | None) -> list[str]:
+    if not value:
+        return []
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in CAPABILITY_TITLES]
+    if unknown:
+        raise qconfig.ConfigError(f"unknown capability {', '.join(unknown)} in --gate "
+                                  f"(known: {', '.join(CAPABILITY_TITLES)})")
+    return names
 
 
 class _Refused(Exception):

@@ -115,3 +115,43 @@ def test_bad_url_is_a_usage_error():
 def test_unknown_command_is_a_usage_error():
     proc = run_cli("frobnicate")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+GATED_MODULE = '''
+import pytest
+
+
+@pytest.mark.capability("health")
+def test_good(quilt):
+    """MUST pass."""
+    quilt.health()
+
+
+@pytest.mark.capability("events")
+def test_bad(quilt):
+    """MUST fail."""
+    assert False, "events are broken"
+'''
+
+
+@pytest.mark.parametrize("gate, code, verdict", [("health", 0, "passed"),
+                                                 ("events", 1, "failed"),
+                                                 ("health,events", 1, "failed")])
+def test_gate_decides_the_exit_code(pytester, reference, reference_key, gate, code, verdict):
+    pytester.makepyfile(test_gated=GATED_MODULE)
+    run_dir = pytester.path / "bundle"
+    result = pytester.runpytest_subprocess(
+        "--quilt-url", reference.url, "--quilt-api-key", reference_key,
+        "--quilt-report-dir", str(run_dir), "--quilt-gate", gate, "-p", "no:cacheprovider")
+    assert result.ret == code
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["gate"] == {"capabilities": gate.split(","), "verdict": verdict}
+    assert json.loads((run_dir / "manifest.json").read_text())["outcome"] == "failed"
+    assert f"Release gate on {gate.replace(',', ', ')}: **{verdict}**" in (
+        run_dir / "VERIFICATION.md").read_text()
+
+
+def test_unknown_gate_capability_is_a_usage_error():
+    proc = run_cli("run", "--gate", "volumes,nope")
+    assert proc.returncode == 2
+    assert "unknown capability nope in --gate" in proc.stdout + proc.stderr
