@@ -9,6 +9,7 @@ import pytest
 
 from quilt_verify.bundle import Bundle
 from quilt_verify.catalogue import ENDPOINTS, match
+from quilt_verify.evidence import sha256_file
 from tests.conftest import run_cli
 
 
@@ -164,10 +165,21 @@ def test_edited_document_is_caught_and_report_regenerates_it(full_run, tmp_path)
     bundle = copy(full_run, tmp_path)
     doc = bundle / "VERIFICATION.md"
     original = doc.read_text()
-    doc.write_text(original.replace("| not exercised |", "| verified |"))
-    assert run_cli("verify", str(bundle)).returncode == 1
+    doc.write_text(original.replace("| verified |", "| failed |", 1))
+    proc = run_cli("verify", str(bundle))
+    assert proc.returncode == 1
+    assert "FAIL VERIFICATION.md: digest does not match the manifest" in proc.stdout
+    # a forger who also fixes the manifest entry is caught by recomputing the document
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        if entry["path"] == "VERIFICATION.md":
+            entry.update(sha256=sha256_file(doc), bytes=doc.stat().st_size)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    proc = run_cli("verify", str(bundle))
+    assert proc.returncode == 1
+    assert "FAIL VERIFICATION.md: does not match what the bundle establishes" in proc.stdout
     proc = run_cli("report", str(bundle))
-    assert proc.returncode == 0 and "removed" in proc.stdout  # the stale signature
+    assert proc.returncode == 0 and "removed" in proc.stdout  # the now stale signature
     assert doc.read_text() == original
     assert run_cli("verify", str(bundle)).returncode == 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -11,16 +13,31 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import routes_agent, routes_containers, routes_control
+from . import (
+    containers,
+    routes_agent,
+    routes_api_keys,
+    routes_container_ops,
+    routes_containers,
+    routes_control,
+    routes_volumes,
+)
 from .clock import Clock, system_clock
 from .endpoints import Backend, build_routes
 from .errors import code_for, error_body
-from .events import EventHook, no_events
+from .event_stream import QUEUE_SIZE, Broker
+from .events import EventHook, Events, no_events
 from .middleware import MAX_BODY_BYTES, RequestContextMiddleware, request_id_of
+from .routes_events import EventStream
 from .runtime import ProcessRuntime
 from .store import Store
 
+SSE_KEEPALIVE_S = 15.0
 _MESSAGES = {404: "no such route", 405: "method not allowed on this route"}
+ROUTE_MODULES = (routes_control, routes_agent, routes_containers, routes_container_ops,
+                 routes_api_keys, routes_volumes)
+
+log = logging.getLogger("quilt_verify.reference")
 
 
 async def health(request: Request) -> Response:
@@ -37,6 +54,22 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status, headers=dict(exc.headers or {}))
 
 
+def _record_process_exits(backend: Backend) -> None:
+    """Record a container's exit as soon as its process ends (not only on the next read)."""
+
+    def ended(container_id: str, pid: int, exit_code: int) -> None:
+        try:
+            with backend.store.tx() as db:
+                containers.process_ended(db, container_id, pid, exit_code, backend.clock(),
+                                         backend.events.emit)
+        except RuntimeError:  # the store is closed: the server is stopping
+            pass
+        except Exception:
+            log.exception("recording the exit of container %s failed", container_id)
+
+    backend.runtime.set_exit_listener(ended)
+
+
 def create_app(
     store: Store,
     runtime: ProcessRuntime,
@@ -44,11 +77,22 @@ def create_app(
     clock: Clock = system_clock,
     on_event: EventHook = no_events,
     max_body_bytes: int = MAX_BODY_BYTES,
+    data_dir: Path | None = None,
+    sse_keepalive_s: float = SSE_KEEPALIVE_S,
+    sse_queue_size: int = QUEUE_SIZE,
 ) -> Starlette:
-    """Build the Starlette app over an open store and runtime (both owned by the caller)."""
-    backend = Backend(store=store, runtime=runtime, clock=clock, emit_hook=on_event)
-    routes = [Route("/health", health, methods=["GET"])]
-    for module in (routes_control, routes_agent, routes_containers):
+    """Build the Starlette app over an open store and runtime (both owned by the caller).
+
+    Volumes live under `data_dir` (default: next to the runtime's container directories).
+    `app.state.broker.close()` ends every open event stream."""
+    broker = Broker(sse_queue_size)
+    events = Events(store, [broker.publish, on_event])
+    backend = Backend(store=store, runtime=runtime, clock=clock, events=events,
+                      data_dir=runtime.root.parent if data_dir is None else data_dir)
+    _record_process_exits(backend)
+    routes = [Route("/health", health, methods=["GET"]),
+              Route("/api/events", EventStream(backend, broker, sse_keepalive_s), methods=["GET"])]
+    for module in ROUTE_MODULES:
         routes += build_routes(backend, module.SPECS)
     app = Starlette(
         routes=routes,
@@ -57,4 +101,5 @@ def create_app(
     )
     app.router.redirect_slashes = False
     app.state.backend = backend
+    app.state.broker = broker
     return app

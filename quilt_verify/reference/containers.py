@@ -1,5 +1,6 @@
 """Container records: validation, create/get/list/delete, and keeping the recorded state in
-step with the real process (polled on every read)."""
+step with the real process (polled on every read, and recorded as soon as the process's pump
+sees it end). Every state change is announced as a `container_update` event."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from .clock import iso8601
 from .errors import ApiError, conflict, invalid, not_found
+from .events import Emit
 from .runtime import ProcessRuntime, SpawnError
 from .tokens import new_id
 from .validation import Body, no_nul
@@ -88,8 +90,20 @@ def allocate_ip(db: sqlite3.Connection) -> str:
     raise ApiError(503, "CAPACITY_FULL", "the container address pool is exhausted")
 
 
+def event_data(row: sqlite3.Row, state: str | None = None) -> dict[str, Any]:
+    return {"container_id": row["id"], "name": row["name"], "state": state or row["state"],
+            "exit_code": row["exit_code"]}
+
+
+def announce(db: sqlite3.Connection, emit: Emit, container_id: str) -> sqlite3.Row:
+    """Emit the container's current state; returns its row."""
+    row = db.execute("SELECT * FROM containers WHERE id = ?", (container_id,)).fetchone()
+    emit(row["tenant_id"], "container_update", event_data(row))
+    return row
+
+
 def create(db: sqlite3.Connection, runtime: ProcessRuntime, tenant_id: str, data: Any,
-           now: float) -> dict[str, Any]:
+           now: float, emit: Emit) -> dict[str, Any]:
     """Create and start a container; the row is only written once the process runs."""
     spec = parse_spec(data)
     taken = db.execute(
@@ -103,6 +117,7 @@ def create(db: sqlite3.Connection, runtime: ProcessRuntime, tenant_id: str, data
         pid = runtime.start(container_id, spec["command"], spec["working_directory"],
                             spec["environment"])
     except SpawnError as exc:
+        runtime.discard(container_id)
         raise invalid("command", str(exc)) from None
     try:
         db.execute(
@@ -121,7 +136,8 @@ def create(db: sqlite3.Connection, runtime: ProcessRuntime, tenant_id: str, data
     except BaseException:
         runtime.discard(container_id)
         raise
-    return container_view(refresh(db, runtime, row_for(db, tenant_id, container_id), now))
+    announce(db, emit, container_id)
+    return container_view(refresh(db, runtime, row_for(db, tenant_id, container_id), now, emit))
 
 
 def row_for(db: sqlite3.Connection, tenant_id: str, container_id: str) -> sqlite3.Row:
@@ -135,39 +151,68 @@ def row_for(db: sqlite3.Connection, tenant_id: str, container_id: str) -> sqlite
 
 
 def refresh(db: sqlite3.Connection, runtime: ProcessRuntime, row: sqlite3.Row,
-            now: float) -> sqlite3.Row:
+            now: float, emit: Emit) -> sqlite3.Row:
     """Bring a live row in line with its process: `exited` (with exit code) once it ended."""
     if row["state"] not in LIVE_STATES:
         return row
     status = runtime.poll(row["id"])
     if status is not None and status.running:
         return row
-    exit_code = None if status is None else status.exit_code
-    db.execute(
+    return mark_exited(db, row, None if status is None else status.exit_code, now, emit)
+
+
+def mark_exited(db: sqlite3.Connection, row: sqlite3.Row, exit_code: int | None, now: float,
+                emit: Emit) -> sqlite3.Row:
+    """Record the end of the run `row` describes (same pid, still live); a no-op when that
+    was already recorded. Returns the current row."""
+    changed = db.execute(
         "UPDATE containers SET state = 'exited', exit_code = ?, exited_at = ?, pid = NULL"
-        " WHERE id = ?",
-        (exit_code, now, row["id"]),
-    )
+        " WHERE id = ? AND pid IS ? AND state IN ('created', 'starting', 'running')",
+        (exit_code, now, row["id"], row["pid"]),
+    ).rowcount
+    if changed:
+        return announce(db, emit, row["id"])
     return db.execute("SELECT * FROM containers WHERE id = ?", (row["id"],)).fetchone()
 
 
+def mark_started(db: sqlite3.Connection, container_id: str, pid: int, now: float,
+                 emit: Emit) -> sqlite3.Row:
+    db.execute(
+        "UPDATE containers SET state = 'running', pid = ?, exit_code = NULL, started_at = ?,"
+        " exited_at = NULL WHERE id = ?",
+        (pid, now, container_id),
+    )
+    return announce(db, emit, container_id)
+
+
+def process_ended(db: sqlite3.Connection, container_id: str, pid: int, exit_code: int,
+                  now: float, emit: Emit) -> None:
+    """The runtime saw process `pid` of the container end: record it if it is the current run."""
+    row = db.execute(
+        "SELECT * FROM containers WHERE id = ? AND pid = ?", (container_id, pid)
+    ).fetchone()
+    if row is not None:
+        mark_exited(db, row, exit_code, now, emit)
+
+
 def get(db: sqlite3.Connection, runtime: ProcessRuntime, tenant_id: str, container_id: str,
-        now: float) -> dict[str, Any]:
-    return container_view(refresh(db, runtime, row_for(db, tenant_id, container_id), now))
+        now: float, emit: Emit) -> dict[str, Any]:
+    return container_view(refresh(db, runtime, row_for(db, tenant_id, container_id), now, emit))
 
 
 def list_containers(db: sqlite3.Connection, runtime: ProcessRuntime, tenant_id: str,
-                    state: str | None, now: float) -> list[dict[str, Any]]:
+                    state: str | None, now: float, emit: Emit) -> list[dict[str, Any]]:
     """The tenant's containers in creation order; `state` filters by exact state."""
     rows = db.execute(
         "SELECT * FROM containers WHERE tenant_id = ? ORDER BY seq", (tenant_id,)
     ).fetchall()
-    views = [container_view(refresh(db, runtime, row, now)) for row in rows]
+    views = [container_view(refresh(db, runtime, row, now, emit)) for row in rows]
     return [view for view in views if state is None or view["state"] == state]
 
 
-def delete_row(db: sqlite3.Connection, container_id: str) -> None:
-    db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+def delete_row(db: sqlite3.Connection, row: sqlite3.Row, emit: Emit) -> None:
+    db.execute("DELETE FROM containers WHERE id = ?", (row["id"],))
+    emit(row["tenant_id"], "container_update", event_data(row, "deleted"))
 
 
 def recover(db: sqlite3.Connection, runtime: ProcessRuntime, now: float) -> int:

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +25,7 @@ from starlette.routing import Route
 from . import nodes, tenancy
 from .clock import Clock, unix_seconds
 from .errors import ApiError
-from .events import EventHook
+from .events import Emit, Events
 from .middleware import request_id_of
 from .runtime import ProcessRuntime
 from .store import Store
@@ -48,7 +49,8 @@ class Backend:
     store: Store
     runtime: ProcessRuntime
     clock: Clock
-    emit_hook: EventHook
+    events: Events
+    data_dir: Path
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Call:
     raw_body: bytes
     tenant_id: str = ""
     node: sqlite3.Row | None = None
+    raw_path: bytes = b""
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -87,11 +90,14 @@ class Call:
         return parse_json(self.raw_body)
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
-        """Announce a committed change; a failing hook is logged, never the caller's error."""
-        try:
-            self.backend.emit_hook(self.tenant_id, event, data)
-        except Exception:
-            log.exception("event hook failed for %s", event)
+        """Announce a change of this tenant made in the current transaction (delivered after
+        it commits, in commit order; see `events.py`)."""
+        self.backend.events.emit(self.tenant_id, event, data)
+
+    @property
+    def emitter(self) -> Emit:
+        """`emit(tenant_id, event, data)` for domain functions."""
+        return self.backend.events.emit
 
 
 Handler = Callable[[Call], Reply]
@@ -147,7 +153,7 @@ def endpoint(backend: Backend, by_method: dict[str, Spec]) -> Callable[[Request]
         spec = by_method[request.method if request.method != "HEAD" else "GET"]
         raw = await request.body()
         call = Call(backend, dict(request.path_params), dict(request.query_params),
-                    request.headers, raw)
+                    request.headers, raw, raw_path=request.scope.get("raw_path") or b"")
         try:
             reply = await run_in_threadpool(_run, call, spec.handler, spec.auth)
         except ApiError as err:

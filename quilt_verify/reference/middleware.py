@@ -3,7 +3,10 @@
 - `X-Request-ID`: a sane incoming value (1..128 chars of `[A-Za-z0-9._:-]`) is echoed,
   anything else is replaced by a new UUID v4; it is set on every response and stored in the
   scope for error bodies.
-- Bodies over the limit (by Content-Length, or counted while streaming) get 413.
+- Bodies over the limit (by Content-Length, or counted while streaming) get 413. The limit is
+  `max_body_bytes` (8 MiB), except for uploads into volumes (`POST /api/volumes/<name>/files`
+  and `/archive`), which may carry `large_body_bytes` (64 MiB: a 5 MiB file is ~7 MiB as
+  base64 JSON, and archives are bigger).
 - Any exception that escapes the app becomes a logged 500 JSON error instead of a crash.
 """
 
@@ -22,10 +25,12 @@ from .errors import code_for, error_body
 
 REQUEST_ID_KEY = "quilt.request_id"
 MAX_BODY_BYTES = 8 * 1024 * 1024
+LARGE_BODY_BYTES = 64 * 1024 * 1024
+LARGE_BODY_ROUTES = re.compile(r"/api/volumes/[^/]+/(files|archive)")
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # After a 413 the rest of an oversized body is read and dropped (up to this much) so the
 # client sees the answer instead of a reset connection.
-_DRAIN_LIMIT = 64 * 1024 * 1024
+_DRAIN_LIMIT = 128 * 1024 * 1024
 
 log = logging.getLogger("quilt_verify.reference")
 
@@ -68,9 +73,16 @@ async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES,
+                 large_body_bytes: int = LARGE_BODY_BYTES) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.large_body_bytes = max(large_body_bytes, max_body_bytes)
+
+    def limit_for(self, scope: Scope) -> int:
+        if scope.get("method") == "POST" and LARGE_BODY_ROUTES.fullmatch(scope.get("path", "")):
+            return self.large_body_bytes
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,6 +93,7 @@ class RequestContextMiddleware:
         started = False
         received = 0
         body_done = False
+        limit = self.limit_for(scope)
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
@@ -98,7 +111,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise BodyTooLarge
             return message
 
@@ -109,14 +122,14 @@ class RequestContextMiddleware:
 
         declared = _content_length(scope)
         try:
-            if declared is not None and declared > self.max_body_bytes:
+            if declared is not None and declared > limit:
                 raise BodyTooLarge
             await self.app(scope, limited_receive, send_with_id)
         except BodyTooLarge:
             if not body_done:
                 await self._drain(receive, received)
             await fail(413, "request body too large",
-                       {"field": "body", "expected": [f"at most {self.max_body_bytes} bytes"]})
+                       {"field": "body", "expected": [f"at most {limit} bytes"]})
         except ClientDisconnect:
             return  # nobody is left to answer
         except Exception:

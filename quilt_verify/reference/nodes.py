@@ -197,6 +197,16 @@ def heartbeat(db: sqlite3.Connection, node: sqlite3.Row, data: Any, now: int) ->
     db.execute(f"UPDATE nodes SET {assignments} WHERE id = ?", (*updates.values(), node["id"]))
 
 
+def node_event(cluster_id: str, node_id: str, state: str, action: str) -> dict[str, Any]:
+    """The `node_update` event data."""
+    return {"cluster_id": cluster_id, "node_id": node_id, "state": state, "action": action}
+
+
+def state_of(db: sqlite3.Connection, node_id: str) -> str | None:
+    row = db.execute("SELECT state FROM nodes WHERE id = ?", (node_id,)).fetchone()
+    return None if row is None else row["state"]
+
+
 def live_node_row(db: sqlite3.Connection, cluster_id: str, node_id: str) -> sqlite3.Row:
     """A non-deleted node of the cluster (the caller has checked the cluster's tenant)."""
     row = db.execute(

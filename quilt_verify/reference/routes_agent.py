@@ -17,18 +17,22 @@ def register(call: Call) -> Reply:
         # in one transaction, so a max_uses=1 token cannot register two nodes.
         token = join_tokens.check(db, cid, call.headers.get("x-quilt-join-token"), call.now())
         result = nodes.register(db, token, call.json(), call.now())
-    call.tenant_id = result["node"]["tenant_id"]
-    call.emit("node_update", {"action": "registered", "cluster_id": cid,
-                              "node_id": result["node"]["id"]})
+        call.tenant_id = result["node"]["tenant_id"]
+        call.emit("node_update", nodes.node_event(cid, result["node"]["id"],
+                                                  result["node"]["state"], "registered"))
     return Reply(201, result)
 
 
 def heartbeat(call: Call) -> Reply:
     assert call.node is not None
+    nid = call.params["nid"]
     with call.tx() as db:
+        before = nodes.state_of(db, nid)
         nodes.heartbeat(db, call.node, call.json(), call.now())
-    call.emit("node_update", {"action": "heartbeat", "cluster_id": call.params["cid"],
-                              "node_id": call.params["nid"]})
+        after = nodes.state_of(db, nid)
+        if after is not None and after != before:  # only state changes are events
+            call.emit("node_update", nodes.node_event(call.params["cid"], nid, after,
+                                                      "heartbeat"))
     return Reply(200, SUCCESS)
 
 
@@ -45,9 +49,8 @@ def placements(call: Call) -> Reply:
 def report(call: Call) -> Reply:
     nid, pid = call.params["nid"], call.params["pid"]
     with call.tx() as db:
-        workloads.report(db, nid, pid, call.json(), call.now())
-    call.emit("placement_update", {"action": "reported", "cluster_id": call.params["cid"],
-                                   "placement_id": pid})
+        row = workloads.report(db, nid, pid, call.json(), call.now())
+        call.emit("placement_update", workloads.placement_event(row, "reported"))
     return Reply(200, SUCCESS)
 
 
@@ -56,7 +59,7 @@ def deregister(call: Call) -> Reply:
     with call.tx() as db:
         Body(call.json(default={}))
         nodes.delete(db, cid, nid, call.now())
-    call.emit("node_update", {"action": "deregistered", "cluster_id": cid, "node_id": nid})
+        call.emit("node_update", nodes.node_event(cid, nid, "deleted", "deregistered"))
     return Reply(200, SUCCESS)
 
 

@@ -13,7 +13,7 @@ SUCCESS = {"success": True}
 def create_cluster(call: Call) -> Reply:
     with call.tx() as db:
         cluster = clusters.create_cluster(db, call.tenant_id, call.json(), call.now())
-    call.emit("cluster_update", {"action": "created", "cluster_id": cluster["id"]})
+        call.emit("cluster_update", {"cluster_id": cluster["id"], "action": "created"})
     return Reply(201, cluster)
 
 
@@ -30,7 +30,7 @@ def get_cluster(call: Call) -> Reply:
 def delete_cluster(call: Call) -> Reply:
     with call.tx() as db:
         clusters.delete_cluster(db, call.tenant_id, call.params["cid"])
-    call.emit("cluster_update", {"action": "deleted", "cluster_id": call.params["cid"]})
+        call.emit("cluster_update", {"cluster_id": call.params["cid"], "action": "deleted"})
     return Reply(200, SUCCESS)
 
 
@@ -39,8 +39,8 @@ def reconcile(call: Call) -> Reply:
     with call.tx() as db:
         clusters.cluster_row(db, call.tenant_id, cid)
         Body(call.json(default={}))  # an object (normally `{}`) or no body at all
-        counts = scheduler.reconcile_cluster(db, cid, call.now())
-    call.emit("placement_update", {"action": "reconciled", "cluster_id": cid, **counts})
+        counts = scheduler.reconcile_cluster(
+            db, cid, call.now(), lambda action, data: call.emit("placement_update", data))
     return Reply(200, {"success": True, **counts})
 
 
@@ -69,8 +69,10 @@ def drain_node(call: Call) -> Reply:
     cid, nid = call.params["cid"], call.params["nid"]
     with call.tx() as db:
         clusters.cluster_row(db, call.tenant_id, cid)
+        before = nodes.state_of(db, nid)
         nodes.drain(db, cid, nid, call.now())
-    call.emit("node_update", {"action": "draining", "cluster_id": cid, "node_id": nid})
+        if before != "draining":
+            call.emit("node_update", nodes.node_event(cid, nid, "draining", "drained"))
     return Reply(200, SUCCESS)
 
 
@@ -79,7 +81,7 @@ def delete_node(call: Call) -> Reply:
     with call.tx() as db:
         clusters.cluster_row(db, call.tenant_id, cid)
         nodes.delete(db, cid, nid, call.now())
-    call.emit("node_update", {"action": "deleted", "cluster_id": cid, "node_id": nid})
+        call.emit("node_update", nodes.node_event(cid, nid, "deleted", "deleted"))
     return Reply(200, SUCCESS)
 
 
@@ -87,8 +89,8 @@ def create_workload(call: Call) -> Reply:
     with call.tx() as db:
         cluster = clusters.cluster_row(db, call.tenant_id, call.params["cid"])
         workload = workloads.create(db, cluster, call.json(), call.now())
-    call.emit("workload_update", {"action": "created", "cluster_id": cluster["id"],
-                                  "workload_id": workload["id"]})
+        call.emit("workload_update", workloads.workload_event(
+            workloads.workload_row(db, cluster["id"], workload["id"]), "created"))
     return Reply(201, workload)
 
 
@@ -110,7 +112,8 @@ def replace_workload(call: Call) -> Reply:
     with call.tx() as db:
         clusters.cluster_row(db, call.tenant_id, cid)
         workload = workloads.replace(db, cid, wid, call.json(), call.now())
-    call.emit("workload_update", {"action": "updated", "cluster_id": cid, "workload_id": wid})
+        call.emit("workload_update", workloads.workload_event(
+            workloads.workload_row(db, cid, wid), "updated"))
     return Reply(200, workload)
 
 
@@ -118,8 +121,13 @@ def delete_workload(call: Call) -> Reply:
     cid, wid = call.params["cid"], call.params["wid"]
     with call.tx() as db:
         clusters.cluster_row(db, call.tenant_id, cid)
+        row = workloads.workload_row(db, cid, wid)
+        gone = workloads.placements_of(db, wid)
         workloads.delete(db, cid, wid)
-    call.emit("workload_update", {"action": "deleted", "cluster_id": cid, "workload_id": wid})
+        call.emit("workload_update", workloads.workload_event(row, "deleted"))
+        for placement in gone:  # deleted with their workload
+            call.emit("placement_update",
+                      workloads.placement_event(placement, "deleted", "deleted"))
     return Reply(200, SUCCESS)
 
 

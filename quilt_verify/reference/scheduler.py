@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .tokens import new_id
+from .workloads import placement_event
 
 ELIGIBLE_STATES = frozenset({"ready", "registered"})
 
@@ -93,8 +96,14 @@ def plan(workloads: list[WorkloadInfo], placements: list[PlacementInfo],
     return result
 
 
-def reconcile_cluster(db: sqlite3.Connection, cluster_id: str, now: int) -> dict[str, int]:
-    """Load the cluster's state, plan, apply; returns `{created, moved, deleted}`."""
+def reconcile_cluster(db: sqlite3.Connection, cluster_id: str, now: int,
+                      changed: Callable[[str, dict[str, Any]], None] | None = None
+                      ) -> dict[str, int]:
+    """Load the cluster's state, plan, apply; returns `{created, moved, deleted}`.
+
+    `changed(action, placement_event)` is called for every placement created, moved or
+    deleted (see `workloads.placement_event`)."""
+    report = changed or (lambda action, data: None)
     workloads = [
         WorkloadInfo(row["id"], json.loads(row["spec_json"])["replicas"])
         for row in db.execute(
@@ -117,18 +126,27 @@ def reconcile_cluster(db: sqlite3.Connection, cluster_id: str, now: int) -> dict
     result = plan(workloads, placements, nodes)
     tenant = db.execute("SELECT tenant_id FROM clusters WHERE id = ?", (cluster_id,)).fetchone()
     for placement_id in result.deletes:
+        report("deleted", placement_event(_placement(db, placement_id), "deleted", "deleted"))
         db.execute("DELETE FROM placements WHERE id = ?", (placement_id,))
     for workload_id, index, node_id in result.creates:
+        placement_id = new_id()
         db.execute(
             "INSERT INTO placements (id, workload_id, cluster_id, tenant_id, replica_index,"
             " node_id, container_id, state, message, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, NULL, 'assigned', NULL, ?, ?)",
-            (new_id(), workload_id, cluster_id, tenant["tenant_id"], index, node_id, now, now),
+            (placement_id, workload_id, cluster_id, tenant["tenant_id"], index, node_id, now,
+             now),
         )
+        report("created", placement_event(_placement(db, placement_id), "created"))
     for move in result.moves:
         db.execute(
             "UPDATE placements SET node_id = ?, state = 'assigned', container_id = NULL,"
             " message = ?, updated_at = ? WHERE id = ?",
             (move.to_node, f"rescheduled from node {move.from_node}", now, move.placement_id),
         )
+        report("moved", placement_event(_placement(db, move.placement_id), "moved"))
     return result.counts()
+
+
+def _placement(db: sqlite3.Connection, placement_id: str) -> sqlite3.Row:
+    return db.execute("SELECT * FROM placements WHERE id = ?", (placement_id,)).fetchone()

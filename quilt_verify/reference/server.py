@@ -16,10 +16,12 @@ from pathlib import Path
 from types import TracebackType
 
 import uvicorn
+from starlette.applications import Starlette
 
 from . import containers, tenancy
-from .app import create_app
+from .app import SSE_KEEPALIVE_S, create_app
 from .clock import Clock, system_clock
+from .event_stream import QUEUE_SIZE
 from .events import EventHook, no_events
 from .runtime import ProcessRuntime
 from .store import Store
@@ -53,9 +55,16 @@ class ReferenceServer:
 
     `api_keys` belong to the bootstrap tenant (named `default`); `tenants` adds further
     tenants by name, each with its own keys. `db_path=None` gives a fresh in-memory database;
-    with a path, state survives a restart on the same file. Container directories live under
-    `data_dir` (default: a temporary directory removed on stop, or `<db_path>-data` when a
-    database path is given, so a persistent database keeps its container files).
+    with a path, state survives a restart on the same file. Container and volume directories
+    live under `data_dir` (default: a temporary directory removed on stop, or `<db_path>-data`
+    when a database path is given, so a persistent database keeps its files).
+
+    `on_event(tenant_id, event, data)` sees every committed change (in commit order, see
+    `events.py`); it runs under the store lock, so it must be quick and must not call the
+    server. `stop_timeout` is how long stopping the server (or deleting a container)
+    waits between SIGTERM and SIGKILL. Event streams (`GET /api/events`) send a keep-alive
+    comment after `sse_keepalive_s` without events and buffer at most `sse_queue_size`
+    events per slow client (the oldest are dropped beyond that).
     """
 
     def __init__(
@@ -70,6 +79,8 @@ class ReferenceServer:
         clock: Clock = system_clock,
         on_event: EventHook = no_events,
         stop_timeout: float = 2.0,
+        sse_keepalive_s: float = SSE_KEEPALIVE_S,
+        sse_queue_size: int = QUEUE_SIZE,
     ) -> None:
         self._tenant_keys: dict[str, list[str]] = {tenancy.DEFAULT_TENANT: list(api_keys)}
         for name, keys in (tenants or {}).items():
@@ -81,6 +92,11 @@ class ReferenceServer:
         self._clock = clock
         self._on_event = on_event
         self._stop_timeout = stop_timeout
+        if not sse_keepalive_s > 0:
+            raise ValueError("sse_keepalive_s must be > 0")
+        self._sse_keepalive_s = sse_keepalive_s
+        self._sse_queue_size = sse_queue_size
+        self._app: Starlette | None = None
         self.tenant_ids: dict[str, str] = {}
         self.data_dir: Path | None = None
         self._owns_data_dir = False
@@ -102,6 +118,11 @@ class ReferenceServer:
         """Base URL such as `http://127.0.0.1:54321`."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def open_event_streams(self) -> int:
+        """How many `GET /api/events` streams are subscribed right now."""
+        return 0 if self._app is None else self._app.state.broker.subscriber_count
 
     def start(self) -> ReferenceServer:
         """Open the store, bind the socket, serve in a background thread; returns when ready."""
@@ -136,7 +157,10 @@ class ReferenceServer:
 
     def _serve_in_thread(self) -> None:
         assert self._store is not None and self._runtime is not None
-        app = create_app(self._store, self._runtime, clock=self._clock, on_event=self._on_event)
+        app = create_app(self._store, self._runtime, clock=self._clock, on_event=self._on_event,
+                         data_dir=self.data_dir, sse_keepalive_s=self._sse_keepalive_s,
+                         sse_queue_size=self._sse_queue_size)
+        self._app = app
         self._socket = bind_listening_socket(self.host, self._requested_port)
         self._port = self._socket.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
@@ -156,7 +180,11 @@ class ReferenceServer:
             delay = min(delay * 2, 0.05)
 
     def stop(self) -> None:
-        """Stop serving, stop every container process, close the database. Idempotent."""
+        """End open event streams, stop serving, stop every container process, close the
+        database. Idempotent."""
+        if self._app is not None:
+            self._app.state.broker.close()
+            self._app = None
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(STOP_DEADLINE_S)

@@ -1,5 +1,8 @@
 """SQLite storage: one connection guarded by a lock, schema created on open.
 
+`after_commit` runs callbacks right after the surrounding transaction commits, still under
+the store lock, so whatever they announce is announced in commit order.
+
 Every table carries `seq INTEGER PRIMARY KEY AUTOINCREMENT` (a monotonic sequence that
 gives deterministic ordering, e.g. scheduler tie-breaks) and a public `id`. Secrets (API
 keys, join tokens, node tokens) are stored only as SHA-256 hex digests plus a short prefix.
@@ -7,10 +10,13 @@ keys, join tokens, node tokens) are stored only as SHA-256 hex digests plus a sh
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+log = logging.getLogger("quilt_verify.reference")
 
 SCHEMA_VERSION = "1"
 
@@ -142,6 +148,23 @@ CREATE TABLE IF NOT EXISTS containers (
     exited_at REAL,
     UNIQUE (tenant_id, name)
 );
+CREATE TABLE IF NOT EXISTS container_routes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    destination TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (container_id, destination)
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    driver TEXT NOT NULL,
+    labels_json TEXT NOT NULL DEFAULT '{}',
+    created_at INTEGER NOT NULL,
+    UNIQUE (tenant_id, name)
+);
 """
 
 
@@ -165,6 +188,7 @@ class Store:
             (SCHEMA_VERSION,),
         )
         self._closed = False
+        self._after_commit: list[Callable[[], None]] = []
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -182,9 +206,35 @@ class Store:
             try:
                 yield self._conn
             except BaseException:
+                self._after_commit.clear()
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._after_commit.clear()
+                raise
+            self._run_after_commit()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current transaction commits (dropped on rollback); outside
+        a transaction it runs at once. Either way it runs under the store lock."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._conn.in_transaction:
+                self._after_commit.append(callback)
+                return
+            self._after_commit.append(callback)
+            self._run_after_commit()
+
+    def _run_after_commit(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit callback failed")
 
     def close(self) -> None:
         with self._lock:

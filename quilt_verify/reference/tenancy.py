@@ -45,14 +45,16 @@ def authenticate(db: sqlite3.Connection, key: str, now: int) -> str | None:
     """The tenant id owning a live API key, or None."""
     digest = hash_secret(key)
     row = db.execute(
-        "SELECT id, tenant_id, key_hash, expires_at, revoked_at FROM api_keys WHERE key_hash = ?",
+        "SELECT id, tenant_id, key_hash, expires_at, revoked_at, last_used_at FROM api_keys"
+        " WHERE key_hash = ?",
         (digest,),
     ).fetchone()
     if row is None or not same_hash(row["key_hash"], digest):
         return None
     if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
         return None
-    db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, row["id"]))
+    if row["last_used_at"] != now:  # at most one write per key and second
+        db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, row["id"]))
     return row["tenant_id"]
 
 

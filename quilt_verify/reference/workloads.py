@@ -59,6 +59,26 @@ def placement_view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
+def placement_event(row: sqlite3.Row, action: str, state: str | None = None) -> dict[str, Any]:
+    """The `placement_update` event data of a placement row."""
+    return {"cluster_id": row["cluster_id"], "placement_id": row["id"],
+            "workload_id": row["workload_id"], "node_id": row["node_id"],
+            "state": state or row["state"], "container_id": row["container_id"],
+            "action": action}
+
+
+def workload_event(row: sqlite3.Row, action: str) -> dict[str, Any]:
+    """The `workload_update` event data of a workload row."""
+    return {"cluster_id": row["cluster_id"], "workload_id": row["id"], "action": action,
+            "replicas": json.loads(row["spec_json"])["replicas"]}
+
+
+def placements_of(db: sqlite3.Connection, workload_id: str) -> list[sqlite3.Row]:
+    return db.execute(
+        "SELECT * FROM placements WHERE workload_id = ? ORDER BY replica_index", (workload_id,)
+    ).fetchall()
+
+
 def _name_taken(db: sqlite3.Connection, cluster_id: str, name: str, other_than: str = "") -> None:
     row = db.execute(
         "SELECT 1 FROM workloads WHERE cluster_id = ? AND name = ? AND id != ?",
@@ -148,7 +168,7 @@ def assignments(db: sqlite3.Connection, node_id: str) -> list[dict[str, Any]]:
 
 
 def report(db: sqlite3.Connection, node_id: str, placement_id: str, data: Any,
-           now: int) -> None:
+           now: int) -> sqlite3.Row:
     """An agent reports a placement's state; 404 unless the placement is on that node.
 
     `state` is any non-empty string (no enumeration, as in CORE); `message` is replaced by the
@@ -167,3 +187,4 @@ def report(db: sqlite3.Connection, node_id: str, placement_id: str, data: Any,
         " updated_at = ? WHERE id = ?",
         (state, message, container_id, now, placement_id),
     )
+    return db.execute("SELECT * FROM placements WHERE id = ?", (placement_id,)).fetchone()

@@ -26,7 +26,8 @@ def ref_server(ref_keys: dict[str, str], tmp_path_factory: pytest.TempPathFactor
                ) -> Iterator[ReferenceServer]:
     """One shared backend with two tenants (`main` is the bootstrap tenant)."""
     server = ReferenceServer([ref_keys["main"]], tenants={"other": [ref_keys["other"]]},
-                             data_dir=str(tmp_path_factory.mktemp("ref-data")), stop_timeout=0.5)
+                             data_dir=str(tmp_path_factory.mktemp("ref-data")), stop_timeout=0.5,
+                             sse_keepalive_s=0.2)
     server.start()
     yield server
     server.stop()

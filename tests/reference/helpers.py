@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -85,6 +89,10 @@ class Tenant:
 
     def delete(self, path: str, **kw: Any) -> httpx.Response:
         return self.http.delete(path, **kw)
+
+    def request_delete(self, path: str, body: Any) -> httpx.Response:
+        """DELETE with a JSON body."""
+        return self.http.request("DELETE", path, json=body)
 
     def ok(self, response: httpx.Response, status: int = 200) -> Any:
         assert response.status_code == status, response.text
@@ -173,3 +181,120 @@ class Agent:
     def ok(self, response: httpx.Response, status: int = 200) -> Any:
         assert response.status_code == status, response.text
         return response.json()
+
+
+def raw_request(url: str, method: str, path: str, key: str | None = None,
+                body: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    """Send `path` exactly as given (httpx would normalize `..` segments away)."""
+    parsed = httpx.URL(url)
+    conn = http.client.HTTPConnection(parsed.host, parsed.port, timeout=10)
+    try:
+        headers = {"X-Api-Key": key} if key else {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        conn.close()
+
+
+END = {"end": True}
+
+
+class EventReader:
+    """Reads `GET /api/events` in a background thread; events and comments are queued as
+    dicts (`{"event", "id", "data"}` with `data` decoded from JSON, or `{"comment"}`)."""
+
+    def __init__(self, url: str, params: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        self.client = httpx.Client(base_url=url, timeout=httpx.Timeout(10, read=5))
+        self.items: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.response: httpx.Response | None = None
+        self._opened = threading.Event()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(params, headers), daemon=True)
+        self.thread.start()
+        assert self._opened.wait(10), "the event stream did not open"
+
+    def _run(self, params: dict[str, str] | None, headers: dict[str, str] | None) -> None:
+        try:
+            with self.client.stream("GET", "/api/events", params=params,
+                                    headers=headers) as response:
+                self.response = response
+                self._opened.set()
+                if response.status_code != 200:
+                    response.read()
+                    return
+                event: dict[str, Any] = {}
+                for line in response.iter_lines():
+                    if self._stop.is_set():
+                        return
+                    if not line:
+                        if event:
+                            event["data"] = json.loads(event.get("data", "null"))
+                            self.items.put(event)
+                        event = {}
+                    elif line.startswith(":"):
+                        self.items.put({"comment": line[1:].strip()})
+                    else:
+                        name, _, value = line.partition(":")
+                        event[name] = value[1:] if value.startswith(" ") else value
+        except httpx.HTTPError:
+            pass
+        finally:
+            self._opened.set()
+            self.items.put(END)
+
+    def next(self, timeout: float = 5.0, comments: bool = False) -> dict[str, Any]:
+        """The next event (skipping comments unless asked); END when the stream ended."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                item = self.items.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no event within {timeout}s") from None
+            if comments or "comment" not in item:
+                return item
+
+    def until(self, predicate: Callable[[dict[str, Any]], bool],
+              timeout: float = 5.0) -> dict[str, Any]:
+        """Skip events until one matches."""
+        deadline = time.monotonic() + timeout
+        while True:
+            item = self.next(max(0.0, deadline - time.monotonic()))
+            assert item is not END, "the stream ended"
+            if predicate(item):
+                return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.client.close()
+
+    def __enter__(self) -> EventReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def create_container(api: Tenant, name: str, **body: Any) -> dict[str, Any]:
+    return api.ok(api.post("/api/containers", json={"name": name, **body}), 201)
+
+
+def wait_state(api: Tenant, cid: str, state: str, timeout: float = 5.0) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        container = api.ok(api.get(f"/api/containers/{cid}"))
+        return container if container["state"] == state else None
+
+    return wait_for(reached, f"container {cid} to be {state}", timeout)
+
+
+def wait_logs(api: Tenant, cid: str, expected: Callable[[list[dict[str, Any]]], bool],
+              **params: Any) -> list[dict[str, Any]]:
+    def logs() -> list[dict[str, Any]] | None:
+        entries = api.ok(api.get(f"/api/containers/{cid}/logs", params=params))["logs"]
+        return entries if expected(entries) else None
+
+    return wait_for(logs, f"the logs of {cid}")

@@ -94,13 +94,19 @@ def test_event_hook_sees_committed_changes_and_cannot_break_requests() -> None:
     with ReferenceServer(["hook-key"], on_event=hook) as server, \
             Tenant(server.url, "hook-key") as api:
         cluster = api.cluster()
-        api.node(cluster["id"])
-        api.workload(cluster["id"], 1)
+        agent = api.node(cluster["id"])
+        workload = api.workload(cluster["id"], 1)
         api.reconcile(cluster["id"])
+        (placement,) = api.placements(cluster["id"])
     events = [event for _, event, _ in seen]
     assert events == ["cluster_update", "node_update", "node_update", "workload_update",
                       "placement_update"]
     assert {tenant for tenant, _, _ in seen} == {cluster["tenant_id"]}
-    assert seen[-1][2] == {"action": "reconciled", "cluster_id": cluster["id"],
-                           "created": 1, "moved": 0, "deleted": 0}
+    assert [data.get("state") for _, event, data in seen if event == "node_update"] == [
+        "registered", "ready"]
+    assert seen[3][2] == {"cluster_id": cluster["id"], "workload_id": workload["id"],
+                          "action": "created", "replicas": 1}
+    assert seen[-1][2] == {"cluster_id": cluster["id"], "placement_id": placement["id"],
+                           "workload_id": workload["id"], "node_id": agent.node_id,
+                           "state": "assigned", "container_id": None, "action": "created"}
     assert all("token" not in json.dumps(data) for _, _, data in seen)
