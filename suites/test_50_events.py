@@ -33,9 +33,11 @@ def state_in(event: ServerEvent) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stream(quilt):
+    """A subscription opened before the test acts, closed (and recorded) when it ends."""
     with EventStream(quilt) as events:
+        events.wait_for(lambda e: True, timeout=DEADLINE, describe="the first event")
         yield events
 
 
@@ -54,8 +56,7 @@ def remove_container(quilt, quilt_ledger, cid: str) -> None:
 
 def test_01_ready_first(stream, step):
     """A new event stream MUST send a `ready` event before any other event, with JSON data."""
-    step("waiting for the first event")
-    first = stream.wait_for(lambda e: True, timeout=DEADLINE, describe="the first event")
+    first = stream.events[0]
     assert first.event == "ready", f"first event is {first.event!r}, expected 'ready'"
     assert first.json() is not None or first.data == "", f"ready data is not JSON: {first.data!r}"
 
