@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", metavar="URL", help="base URL; default: the embedded reference")
     run.add_argument("--api-key", metavar="KEY", help=f"tenant API key (or {qconfig.ENV_API_KEY})")
     run.add_argument("--jwt", metavar="JWT", help=f"tenant JWT (or {qconfig.ENV_JWT})")
+    run.add_argument("--api-key-2", metavar="KEY",
+                     help=f"a second tenant's key for isolation checks (or {qconfig.ENV_API_KEY_2})")
     run.add_argument("--report-dir", metavar="DIR", help="run folder (default reports/<run-id>)")
     run.add_argument("--suites", metavar="DIR", help="suites folder (default ./suites)")
     run.add_argument("--gate", metavar="CAPS",
@@ -147,7 +149,7 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         pytest_args += ["--quilt-signing-key", args.signing_key]
     # Credentials travel by environment, never on a command line another process could read.
     env_updates = {qconfig.ENV_URL: args.target, qconfig.ENV_API_KEY: args.api_key,
-                   qconfig.ENV_JWT: args.jwt}
+                   qconfig.ENV_JWT: args.jwt, qconfig.ENV_API_KEY_2: args.api_key_2}
     if args.report_dir:
         pytest_args += ["--quilt-report-dir", args.report_dir]
     saved = {k: os.environ.get(k) for k in env_updates}

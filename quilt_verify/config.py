@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 ENV_URL = "QUILT_BASE_URL"
 ENV_API_KEY = "QUILT_API_KEY"
 ENV_JWT = "QUILT_JWT"
+ENV_API_KEY_2 = "QUILT_API_KEY_2"
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,7 @@ class Config:
     base_url: str | None = None
     api_key: Secret | None = None
     jwt: Secret | None = None
+    api_key_2: Secret | None = None  # a second tenant's key, for isolation checks
     report_dir: Path | None = None
     run_id: str = field(default_factory=lambda: new_run_id())
     connect_timeout: float = 5.0
@@ -97,6 +99,7 @@ def resolve(
     url: str | None = None,
     api_key: str | None = None,
     jwt: str | None = None,
+    api_key_2: str | None = None,
     report_dir: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     dotenv_path: str | os.PathLike[str] | None = ".env",
@@ -123,6 +126,7 @@ def resolve(
     base_url = pick("base_url", url, ENV_URL)
     key = pick("api_key", api_key, ENV_API_KEY)
     token = pick("jwt", jwt, ENV_JWT)
+    key_2 = pick("api_key_2", api_key_2, ENV_API_KEY_2)
     if base_url is not None:
         base_url = _validate_url(base_url)
         if not key and not token:
@@ -134,6 +138,7 @@ def resolve(
         base_url=base_url,
         api_key=Secret(key) if key else None,
         jwt=Secret(token) if token else None,
+        api_key_2=Secret(key_2) if key_2 else None,
         report_dir=Path(report_dir) if report_dir else None,
         run_id=run_id or new_run_id(),
         sources=sources,

@@ -43,7 +43,7 @@ from quilt_verify.signing import SigningError, fingerprint, load_private, sign_m
 PLUGIN_NAME = "quilt-verify-run"
 QUILT_FIXTURES = frozenset({"quilt", "quilt_run", "quilt_config", "quilt_recorder",
                             "quilt_ledger", "quilt_names", "make_agent", "step",
-                            "register_secret"})
+                            "register_secret", "quilt_tenant_b"})
 ENV_SIGNING_KEY = "QUILT_VERIFY_SIGNING_KEY"
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
@@ -57,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"tenant API key (env {qconfig.ENV_API_KEY})")
     group.addoption("--quilt-jwt", dest="quilt_jwt", default=None,
                     help=f"tenant JWT, sent as Bearer; wins over the key (env {qconfig.ENV_JWT})")
+    group.addoption("--quilt-api-key-2", dest="quilt_api_key_2", default=None,
+                    help=f"a second tenant's API key for isolation checks "
+                         f"(env {qconfig.ENV_API_KEY_2})")
     group.addoption("--quilt-report-dir", dest="quilt_report_dir", default=None,
                     help="run folder for the evidence bundle (default reports/<run-id>)")
     group.addoption("--quilt-gate", dest="quilt_gate", default=None,
@@ -112,6 +115,7 @@ class QuiltRun:
         opt = self.config.option
         try:
             cfg = qconfig.resolve(url=opt.quilt_url, api_key=opt.quilt_api_key, jwt=opt.quilt_jwt,
+                                  api_key_2=opt.quilt_api_key_2,
                                   report_dir=opt.quilt_report_dir)
             run_dir = cfg.report_dir or (self.config.rootpath / "reports" / cfg.run_id)
             if run_dir.exists() and any(run_dir.iterdir()):
@@ -127,7 +131,8 @@ class QuiltRun:
                     raise qconfig.ConfigError(str(exc)) from None
         except qconfig.ConfigError as exc:
             self._exit(f"configuration error: {exc}", EXIT_CONFIG)
-        for secret, label in ((cfg.api_key, "configured api key"), (cfg.jwt, "configured jwt")):
+        for secret, label in ((cfg.api_key, "configured api key"), (cfg.jwt, "configured jwt"),
+                              (cfg.api_key_2, "second tenant api key")):
             if secret:
                 self.redactor.registry.add(secret.reveal(), label)
         if cfg.base_url is None:
@@ -150,11 +155,13 @@ class QuiltRun:
     def _start_reference(self, cfg: qconfig.Config) -> qconfig.Config:
         from quilt_verify.reference.server import ReferenceServer
 
-        key = "qvref_" + secrets.token_urlsafe(24)
+        key, key_2 = ("qvref_" + secrets.token_urlsafe(24) for _ in range(2))
         self.redactor.registry.add(key, "reference bootstrap key")
-        self.server = ReferenceServer(api_keys=[key])
+        self.redactor.registry.add(key_2, "reference second tenant key")
+        self.server = ReferenceServer(api_keys=[key], tenants={"tenant-b": [key_2]})
         self.server.start()
-        return replace(cfg, base_url=self.server.url, api_key=qconfig.Secret(key))
+        return replace(cfg, base_url=self.server.url, api_key=qconfig.Secret(key),
+                       api_key_2=qconfig.Secret(key_2))
 
     def _preflight(self) -> None:
         """Decide before any suite runs that the target is a Quilt backend that accepts us."""
@@ -388,6 +395,15 @@ def quilt(quilt_run: QuiltRun) -> QuiltClient:
     """The tenant client, recording into the run's evidence."""
     assert quilt_run.client is not None
     return quilt_run.client
+
+
+@pytest.fixture(scope="session")
+def quilt_tenant_b(quilt_run: QuiltRun) -> QuiltClient:
+    """A client for a second tenant (``--quilt-api-key-2``); the test is skipped without one."""
+    assert quilt_run.client is not None and quilt_run.cfg is not None
+    if quilt_run.cfg.api_key_2 is None:
+        pytest.skip(f"no second tenant key: give --quilt-api-key-2 or {qconfig.ENV_API_KEY_2}")
+    return quilt_run.client.with_credentials(api_key=quilt_run.cfg.api_key_2)
 
 
 @pytest.fixture(scope="session")

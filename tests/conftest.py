@@ -17,9 +17,14 @@ def reference_key() -> str:
 
 
 @pytest.fixture(scope="session")
-def reference(reference_key, tmp_path_factory):
-    """One reference backend for the self-tests, with a key the tests know."""
-    server = ReferenceServer(api_keys=[reference_key],
+def reference_key_2() -> str:
+    return "qvtest2_" + secrets.token_urlsafe(24)
+
+
+@pytest.fixture(scope="session")
+def reference(reference_key, reference_key_2, tmp_path_factory):
+    """One reference backend for the self-tests, with keys the tests know (two tenants)."""
+    server = ReferenceServer(api_keys=[reference_key], tenants={"tenant-b": [reference_key_2]},
                              data_dir=str(tmp_path_factory.mktemp("reference-data")))
     server.start()
     yield server
