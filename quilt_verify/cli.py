@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the reference backend in the foreground")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     serve.add_argument("--api-key", metavar="KEY",
                        help="tenant API key to accept (default: a random one, printed once)")
     serve.add_argument("--db", metavar="PATH", help="SQLite file to persist state in")
@@ -196,16 +196,19 @@ class _ConfigProbe:
 def cmd_serve(args: argparse.Namespace) -> int:
     from quilt_verify.reference.server import serve_forever
 
-    if not 0 < args.port < 65536:
+    if not 0 <= args.port < 65536:
         print(f"quilt-verify: port {args.port} is out of range", file=sys.stderr)
         return EXIT_USAGE
     key = args.api_key
     if not key:
         key = "qvref_" + secrets.token_urlsafe(24)
         print(f"generated API key (shown once): {key}", flush=True)
-    print(f"reference backend on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+
+    def ready(url: str) -> None:
+        print(f"reference backend listening on {url} (Ctrl-C stops it)", flush=True)
+
     try:
-        serve_forever(args.host, args.port, [key], args.db)
+        serve_forever(args.host, args.port, [key], args.db, on_ready=ready)
     except OSError as exc:
         print(f"quilt-verify: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
               file=sys.stderr)

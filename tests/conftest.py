@@ -39,3 +39,23 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240)
     clean.update(env or {})
     return subprocess.run([sys.executable, "-m", "quilt_verify", *args], cwd=REPO, env=clean,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def container_processes(data_dir) -> list[int]:
+    """Pids of live container processes of the reference backend whose data dir is given."""
+    import os
+
+    root = os.path.realpath(data_dir)
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if b"QUILT_CONTAINER_ID=" not in fh.read():
+                    continue
+            if os.path.realpath(f"/proc/{entry}/cwd").startswith(root + os.sep):
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids

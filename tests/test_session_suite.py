@@ -3,8 +3,10 @@
 import json
 import subprocess
 
+import httpx
+
 from quilt_verify.evidence import verify_manifest
-from tests.conftest import run_cli
+from tests.conftest import container_processes, run_cli
 
 SESSION_STEPS = 17
 
@@ -57,3 +59,8 @@ def test_external_target_run_leaves_no_trace_of_its_secrets(tmp_path, reference,
     assert "qjt_" not in text and "qnt_" not in text
     assert '"join_token":"[REDACTED]"' in text and '"node_token":"[REDACTED]"' in text
     assert load(run_dir, "manifest.json")["leak_scan"]["values_checked"] >= 7
+    # every container the run created was deleted, and its process is gone with it
+    assert container_processes(reference.data_dir) == []
+    created = httpx.get(f"{reference.url}/api/containers",
+                        headers={"X-Api-Key": reference_key}).json()["containers"]
+    assert created == []
