@@ -236,6 +236,28 @@ class QuiltRun:
             self.blocked[key] = item.name
         self._note_result(item, report)
 
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
+        """With allure-pytest active: the capability as feature, the exchanges as attachment."""
+        allure = self._allure()
+        if allure is not None:
+            allure.dynamic.feature(_capability(item) or "uncategorized")
+        yield
+        if allure is not None and self.recorder is not None:
+            path = self.recorder.run_dir / evidence_name(item.nodeid)
+            if path.is_file():  # already redacted on disk
+                allure.attach(path.read_text(encoding="utf-8"), name="exchanges (redacted)",
+                              attachment_type="application/x-ndjson", extension="jsonl")
+
+    def _allure(self) -> Any:
+        if not self.active or not self.config.pluginmanager.hasplugin("allure_pytest"):
+            return None
+        if not getattr(self.config.option, "allure_report_dir", None):
+            return None
+        import allure
+
+        return allure
+
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         if self.recorder is not None:
             self.recorder.begin_test(None)

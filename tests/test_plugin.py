@@ -155,3 +155,21 @@ def test_unknown_gate_capability_is_a_usage_error():
     proc = run_cli("run", "--gate", "volumes,nope")
     assert proc.returncode == 2
     assert "unknown capability nope in --gate" in proc.stdout + proc.stderr
+
+
+def test_allure_results_carry_capability_and_redacted_exchanges(tmp_path, reference,
+                                                                reference_key):
+    allure_dir = tmp_path / "allure"
+    proc = run_cli("run", "--target", reference.url, "--api-key", reference_key,
+                   "--report-dir", str(tmp_path / "run"), "--",
+                   "--alluredir", str(allure_dir), "-k", "kubernetes")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    results = [json.loads(p.read_text()) for p in allure_dir.glob("*-result.json")]
+    assert len(results) == 17
+    for result in results:
+        features = [label["value"] for label in result["labels"] if label["name"] == "feature"]
+        assert features == ["kubernetes-session"]
+        assert [a["name"] for a in result.get("attachments", [])] == ["exchanges (redacted)"]
+    attachments = "".join(p.read_text() for p in allure_dir.glob("*-attachment*"))
+    assert '"kind":"exchange"' in attachments and "[REDACTED]" in attachments
+    assert reference_key not in attachments and "qnt_" not in attachments
