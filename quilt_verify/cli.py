@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"a second tenant's key for isolation checks (or {qconfig.ENV_API_KEY_2})")
     run.add_argument("--report-dir", metavar="DIR", help="run folder (default reports/<run-id>)")
     run.add_argument("--suites", metavar="DIR", help="suites folder (default ./suites)")
+    run.add_argument("--mode", choices=("smoke", "standard", "full"), default="full",
+                     help="smoke creates nothing; standard creates and deletes its own "
+                          "resources; full adds the node session and negative checks")
     run.add_argument("--gate", metavar="CAPS",
                      help="comma-separated capabilities that must pass for exit 0")
     run.add_argument("--signing-key", metavar="PATH",
@@ -68,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="make an Ed25519 key pair for signing manifests")
     keygen.add_argument("--out", metavar="PREFIX", default="quilt-verify-signing",
                         help="writes PREFIX.key (mode 0600) and PREFIX.pub")
+
+    janitor = sub.add_parser("janitor", help="list (and with --yes delete) leftovers of old runs")
+    janitor.add_argument("--target", metavar="URL", help=f"base URL (or {qconfig.ENV_URL})")
+    janitor.add_argument("--api-key", metavar="KEY", help=f"tenant API key (or {qconfig.ENV_API_KEY})")
+    janitor.add_argument("--jwt", metavar="JWT", help=f"tenant JWT (or {qconfig.ENV_JWT})")
+    janitor.add_argument("--older-than", default="6h", metavar="AGE",
+                         help="only runs older than this (90s, 30m, 6h, 2d; default 6h)")
+    janitor.add_argument("--yes", action="store_true", help="delete; without it, only list")
 
     behaviors = sub.add_parser("behaviors", help="print the behaviour catalogue of the suites")
     behaviors.add_argument("--format", choices=("yaml", "markdown"), default="yaml")
@@ -111,7 +122,8 @@ def _main(argv: Sequence[str] | None) -> int:
         print("quilt-verify: arguments after -- are only for 'run'", file=sys.stderr)
         return EXIT_USAGE
     handlers = {"serve": cmd_serve, "report": cmd_report, "verify": cmd_verify,
-                "keygen": cmd_keygen, "behaviors": cmd_behaviors, "diff": cmd_diff}
+                "keygen": cmd_keygen, "behaviors": cmd_behaviors, "diff": cmd_diff,
+                "janitor": cmd_janitor}
     try:
         return handlers[args.command](args)
     except (BundleError, SigningError, qconfig.ConfigError) as exc:
@@ -143,6 +155,7 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     # suites are still rewritten, and the library asserts nothing, so the warning is noise.
     pytest_args = [str(suites), "-p", "no:cacheprovider", "-rs",
                    "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    pytest_args += ["--quilt-mode", args.mode]
     if args.gate:
         pytest_args += ["--quilt-gate", args.gate]
     if args.signing_key:
@@ -323,3 +336,37 @@ class _Collector:
                 "must": must_sentences(getattr(getattr(item, "obj", None), "__doc__", None)),
                 "file": item.nodeid.split("::")[0], "test": item.nodeid,
             })
+
+
+def cmd_janitor(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from quilt_verify import janitor
+    from quilt_verify.client import QuiltClient
+    from quilt_verify.errors import QuiltError
+
+    try:
+        older_than = janitor.parse_duration(args.older_than)
+    except ValueError as exc:
+        raise qconfig.ConfigError(str(exc)) from None
+    cfg = qconfig.resolve(url=args.target, api_key=args.api_key, jwt=args.jwt)
+    if cfg.base_url is None:
+        raise qconfig.ConfigError("janitor needs a target: give --target or QUILT_BASE_URL")
+    now = datetime.now(UTC)
+    with QuiltClient(cfg.base_url, api_key=cfg.api_key, jwt=cfg.jwt) as client:
+        try:
+            found = janitor.scan(client)
+        except QuiltError as exc:
+            print(f"quilt-verify: cannot list resources on {cfg.base_url}: {exc}",
+                  file=sys.stderr)
+            return EXIT_UNREACHABLE
+        for item in found:
+            print(janitor.describe(item, now, older_than))
+        stale = [i for i in found if (i.age_s(now) or -1) >= older_than]
+        print(f"{len(found)} qv- resources, {len(stale)} older than {args.older_than}")
+        if not args.yes:
+            if stale:
+                print("nothing deleted: add --yes to delete the stale ones")
+            return EXIT_OK
+        failures = janitor.sweep(client, stale, older_than_s=older_than, now=now)
+    return EXIT_FAILED if failures else EXIT_OK

@@ -34,6 +34,14 @@ def gone_on_404(fetch: Callable[[], Any]) -> Callable[[], bool]:
     return probe
 
 
+# Reverse dependency order for unwinding: what depends on something goes first.
+UNWIND_ORDER = ("container", "workload", "node", "join_token", "cluster", "volume", "api_key")
+
+
+def _unwind_rank(kind: str) -> int:
+    return UNWIND_ORDER.index(kind) if kind in UNWIND_ORDER else len(UNWIND_ORDER)
+
+
 class Ledger:
     """Thread-safe, ordered record of created resources."""
 
@@ -59,9 +67,12 @@ class Ledger:
             return list(self._entries)
 
     def unwind(self) -> list[dict[str, str]]:
-        """Delete everything still recorded, newest first; return what could not be deleted."""
+        """Delete everything still recorded in reverse dependency order (containers, workloads,
+        nodes, join tokens, clusters, volumes, keys), newest first within a kind; each deletion
+        is confirmed with a read. Return what could not be deleted."""
         with self._lock:
             entries, self._entries = list(reversed(self._entries)), []
+        entries.sort(key=lambda e: _unwind_rank(e.kind))  # stable: newest first per kind
         leftovers = []
         for entry in entries:
             problem = _delete(entry)

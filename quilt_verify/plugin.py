@@ -12,6 +12,8 @@ import json
 import os
 import platform
 import secrets
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -45,6 +47,7 @@ QUILT_FIXTURES = frozenset({"quilt", "quilt_run", "quilt_config", "quilt_recorde
                             "quilt_ledger", "quilt_names", "make_agent", "step",
                             "register_secret", "quilt_tenant_b"})
 ENV_SIGNING_KEY = "QUILT_VERIFY_SIGNING_KEY"
+MODES = ("smoke", "standard", "full")
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
 
@@ -62,6 +65,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"(env {qconfig.ENV_API_KEY_2})")
     group.addoption("--quilt-report-dir", dest="quilt_report_dir", default=None,
                     help="run folder for the evidence bundle (default reports/<run-id>)")
+    group.addoption("--quilt-mode", dest="quilt_mode", default="full", choices=MODES,
+                    help="smoke: health and read-only listings, creates nothing; standard: "
+                         "creates and deletes its own resources; full: standard plus the node "
+                         "session and the negative and property-based checks (default)")
     group.addoption("--quilt-gate", dest="quilt_gate", default=None,
                     help="comma-separated capabilities that must pass; others only report")
     group.addoption("--quilt-signing-key", dest="quilt_signing_key", default=None,
@@ -72,6 +79,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "capability(name): the capability a suite verifies")
     config.addinivalue_line("markers", "session: an ordered session; a failed step blocks the rest")
+    config.addinivalue_line("markers", "mode(name): the least mode a check runs in: smoke, "
+                                       "standard or full (unmarked: full)")
     config.pluginmanager.register(QuiltRun(config), PLUGIN_NAME)
 
 
@@ -96,17 +105,29 @@ class QuiltRun:
         self.manifest_path: Path | None = None
         self.exit_reason: str | None = None
         self.gate: list[str] = []
+        self._previous_sigterm: Any = None
         self.gate_verdict: str | None = None
         self.signing_key: Any = None
 
     # -- activation ----------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self._select_mode(items)
         if self.config.option.collectonly:
             return
         if any(i.get_closest_marker("capability") or QUILT_FIXTURES & set(
                 getattr(i, "fixturenames", ())) for i in items):
             self.start()
+
+    def _select_mode(self, items: list[pytest.Item]) -> None:
+        """Deselect checks that need a more invasive mode than the one asked for."""
+        limit = MODES.index(self.config.option.quilt_mode)
+        keep, drop = [], []
+        for item in items:
+            (keep if MODES.index(item_mode(item)) <= limit else drop).append(item)
+        if drop and any(i.get_closest_marker("capability") for i in items):
+            self.config.hook.pytest_deselected(items=drop)
+            items[:] = keep
 
     def start(self) -> None:
         if self.active:
@@ -150,7 +171,18 @@ class QuiltRun:
                                   connect_timeout=cfg.connect_timeout,
                                   read_timeout=cfg.read_timeout, retries=cfg.retries,
                                   observers=[self.recorder])
+        self._catch_sigterm()
         self._preflight()
+
+    def _catch_sigterm(self) -> None:
+        """SIGTERM ends the run like Ctrl-C, so the ledger is still unwound and the bundle closed."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        self._previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
 
     def _start_reference(self, cfg: qconfig.Config) -> qconfig.Config:
         from quilt_verify.reference.server import ReferenceServer
@@ -208,6 +240,9 @@ class QuiltRun:
         pytest.exit(f"quilt-verify: {reason}", returncode=code)
 
     def _stop_reference(self) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -343,6 +378,7 @@ class QuiltRun:
             "target": self.cfg.base_url,
             "target_kind": "embedded reference backend" if self.server else "external",
             "auth_method": self.cfg.auth_method,
+            "mode": self.config.option.quilt_mode,
             "gate": {"capabilities": self.gate, "verdict": self.gate_verdict} if self.gate
             else None,
             "signing_key": fingerprint(self.signing_key.public_key()) if self.signing_key
@@ -383,6 +419,14 @@ def _parse_gate(value: str | None) -> list[str]:
 
 class _Refused(Exception):
     pass
+
+
+def item_mode(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("mode")
+    mode = str(marker.args[0]) if marker and marker.args else "full"
+    if mode not in MODES:
+        raise pytest.UsageError(f"{item.nodeid}: unknown mode {mode!r} (known: {', '.join(MODES)})")
+    return mode
 
 
 def _session_key(item: pytest.Item) -> str | None:

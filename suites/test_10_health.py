@@ -6,7 +6,7 @@ import pytest
 
 from quilt_verify.checks import expect_error_body, expect_status
 
-pytestmark = [pytest.mark.capability("health")]
+pytestmark = [pytest.mark.capability("health"), pytest.mark.mode("smoke")]
 
 ROUTE_GROUPS = ["/api/containers", "/api/api-keys", "/api/volumes", "/api/clusters"]
 

@@ -17,7 +17,11 @@ from quilt_verify.client import QuiltClient
 from quilt_verify.ledger import gone_on_404
 from quilt_verify.polling import wait_for
 
-pytestmark = [pytest.mark.capability("container-runtime"), pytest.mark.session]
+pytestmark = [
+    pytest.mark.capability("container-runtime"),
+    pytest.mark.session,
+    pytest.mark.mode("standard"),
+]
 
 ROUTE = "10.99.0.0/16"
 KILLED = (137, -9)

@@ -13,7 +13,7 @@ import pytest
 from quilt_verify.checks import expect_error_body, expect_status
 from quilt_verify.config import Secret
 
-pytestmark = [pytest.mark.capability("api-keys"), pytest.mark.session]
+pytestmark = [pytest.mark.capability("api-keys"), pytest.mark.session, pytest.mark.mode("standard")]
 
 
 def key_ids(quilt) -> list[str]:

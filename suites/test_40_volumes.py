@@ -17,7 +17,7 @@ import pytest
 from quilt_verify.checks import expect_status, sha256
 from quilt_verify.ledger import gone_on_404
 
-pytestmark = [pytest.mark.capability("volumes"), pytest.mark.session]
+pytestmark = [pytest.mark.capability("volumes"), pytest.mark.session, pytest.mark.mode("standard")]
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "volumes"
 REFUSED = (400, 403, 422)

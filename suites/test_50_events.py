@@ -14,7 +14,7 @@ from quilt_verify.ledger import gone_on_404
 from quilt_verify.polling import wait_for
 from quilt_verify.sse import ServerEvent
 
-pytestmark = [pytest.mark.capability("events"), pytest.mark.session]
+pytestmark = [pytest.mark.capability("events"), pytest.mark.session, pytest.mark.mode("standard")]
 
 DEADLINE = 20.0
 COMMAND = ["sleep", "3600"]

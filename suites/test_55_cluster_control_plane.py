@@ -11,7 +11,11 @@ import pytest
 from quilt_verify.checks import expect_error_body, expect_status
 from quilt_verify.ledger import gone_on_404
 
-pytestmark = [pytest.mark.capability("cluster-control-plane"), pytest.mark.session]
+pytestmark = [
+    pytest.mark.capability("cluster-control-plane"),
+    pytest.mark.session,
+    pytest.mark.mode("standard"),
+]
 
 COMMAND = ["sleep", "3600"]
 

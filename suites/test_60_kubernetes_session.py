@@ -16,7 +16,11 @@ import pytest
 from quilt_verify.checks import expect_status
 from quilt_verify.ledger import gone_on_404
 
-pytestmark = [pytest.mark.capability("kubernetes-session"), pytest.mark.session]
+pytestmark = [
+    pytest.mark.capability("kubernetes-session"),
+    pytest.mark.session,
+    pytest.mark.mode("full"),
+]
 
 POD_CIDR = "10.240.0.0/16"
 NODE_PREFIX = 24
