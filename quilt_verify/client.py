@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -93,6 +94,37 @@ def _seg(value: str) -> str:
     return quote(str(value), safe="")
 
 
+class Throttle:
+    """Client-wide politeness: at most ``max_concurrency`` requests in flight, and (optionally)
+    at most ``max_rps`` requests started per second, spaced evenly. Thread-safe."""
+
+    def __init__(self, *, max_concurrency: int = 8, max_rps: float | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if max_rps is not None and max_rps <= 0:
+            raise ValueError("max_rps must be positive")
+        self.slots = threading.BoundedSemaphore(max_concurrency)
+        self.interval = 1.0 / max_rps if max_rps else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._clock, self._sleep = clock, sleep
+
+    def acquire(self) -> None:
+        self.slots.acquire()
+        if self.interval:
+            with self._lock:
+                now = self._clock()
+                start = max(now, self._next)
+                self._next = start + self.interval
+            if start > now:
+                self._sleep(start - now)
+
+    def release(self) -> None:
+        self.slots.release()
+
+
 class QuiltClient:
     """Thin typed layer over :class:`httpx.Client`. Thread-safe like httpx itself."""
 
@@ -110,6 +142,7 @@ class QuiltClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         observers: list[Observer] | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -119,6 +152,7 @@ class QuiltClient:
         self.backoff = backoff
         self._sleep = sleep
         self.observers: list[Observer] = list(observers or [])
+        self.throttle = throttle or Throttle()
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self._http = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport,
@@ -209,17 +243,20 @@ class QuiltClient:
             attempt=attempt, request_id=request_id,
             started_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
         )
+        self.throttle.acquire()
         started = time.perf_counter()
         try:
             response = self._http.send(request)
             response.read()
         except httpx.HTTPError as exc:
+            self.throttle.release()
             exchange.duration_ms = (time.perf_counter() - started) * 1000
             exchange.error = f"{type(exc).__name__}: {exc}"
             self._emit(exchange)
             raise QuiltTransportError(
                 method=method, path=path, request_id=request_id, reason=_describe_transport(exc)
             ) from None
+        self.throttle.release()
         exchange.duration_ms = (time.perf_counter() - started) * 1000
         exchange.status = response.status_code
         exchange.response_headers = list(response.headers.items())

@@ -61,8 +61,6 @@ class Config:
     api_key_2: Secret | None = None  # a second tenant's key, for isolation checks
     report_dir: Path | None = None
     run_id: str = field(default_factory=lambda: new_run_id())
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
     retries: int = 2
     sources: Mapping[str, str] = field(default_factory=dict)
 

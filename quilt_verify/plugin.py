@@ -27,7 +27,7 @@ from quilt_verify import config as qconfig
 from quilt_verify.agent import SimulatedAgent
 from quilt_verify.behaviors import behavior_id, must_sentences
 from quilt_verify.catalogue import CAPABILITY_TITLES
-from quilt_verify.client import QuiltClient
+from quilt_verify.client import QuiltClient, Throttle
 from quilt_verify.document import render_run
 from quilt_verify.errors import (
     QuiltAPIError,
@@ -65,6 +65,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"(env {qconfig.ENV_API_KEY_2})")
     group.addoption("--quilt-report-dir", dest="quilt_report_dir", default=None,
                     help="run folder for the evidence bundle (default reports/<run-id>)")
+    group.addoption("--quilt-max-rps", dest="quilt_max_rps", type=float, default=None,
+                    help="at most this many requests per second (default: no limit)")
+    group.addoption("--quilt-max-concurrency", dest="quilt_max_concurrency", type=int, default=8,
+                    help="at most this many requests in flight (default 8)")
+    group.addoption("--quilt-connect-timeout", dest="quilt_connect_timeout", type=float,
+                    default=5.0, help="seconds to connect (default 5)")
+    group.addoption("--quilt-read-timeout", dest="quilt_read_timeout", type=float, default=30.0,
+                    help="seconds to wait for an answer (default 30)")
     group.addoption("--quilt-mode", dest="quilt_mode", default="full", choices=MODES,
                     help="smoke: health and read-only listings, creates nothing; standard: "
                          "creates and deletes its own resources; full: standard plus the node "
@@ -167,10 +175,15 @@ class QuiltRun:
         self.names = Names(cfg.run_id)
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.recorder = Recorder(run_dir, self.redactor)
+        try:
+            throttle = Throttle(max_concurrency=opt.quilt_max_concurrency,
+                                max_rps=opt.quilt_max_rps)
+        except ValueError as exc:
+            self._exit(f"configuration error: {exc}", EXIT_CONFIG)
         self.client = QuiltClient(cfg.base_url or "", api_key=cfg.api_key, jwt=cfg.jwt,
-                                  connect_timeout=cfg.connect_timeout,
-                                  read_timeout=cfg.read_timeout, retries=cfg.retries,
-                                  observers=[self.recorder])
+                                  connect_timeout=opt.quilt_connect_timeout,
+                                  read_timeout=opt.quilt_read_timeout, retries=cfg.retries,
+                                  observers=[self.recorder], throttle=throttle)
         self._catch_sigterm()
         self._preflight()
 

@@ -184,3 +184,47 @@ def test_every_attempt_is_observed(server, client):
     exchanges = [e for e in client.events if isinstance(e, Exchange)]
     assert [(e.attempt, e.status) for e in exchanges] == [(1, 503), (2, 200)]
     assert all(e.duration_ms > 0 for e in exchanges)
+
+
+def test_throttle_spaces_requests_and_caps_concurrency():
+    from quilt_verify.client import Throttle
+
+    now = [100.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    throttle = Throttle(max_concurrency=2, max_rps=4, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        throttle.acquire()
+        throttle.release()
+    assert slept == [0.25, 0.25]  # 4 rps: starts spaced 250 ms apart, the first at once
+    throttle.acquire()
+    throttle.acquire()
+    assert throttle.slots.acquire(blocking=False) is False  # a third request would wait
+    throttle.release()
+    throttle.release()
+
+
+def test_throttle_limits_a_real_client(server, sleeps):
+    import time as _time
+
+    from quilt_verify.client import Throttle
+
+    server.on("GET", "/health", Reply(200, {"status": "ok"}))
+    with QuiltClient(server.url, throttle=Throttle(max_rps=20)) as c:
+        started = _time.monotonic()
+        for _ in range(5):
+            c.health()
+        assert _time.monotonic() - started >= 0.19  # 5 starts at 20 rps span >= 200 ms
+
+
+def test_bad_throttle_settings_are_refused():
+    from quilt_verify.client import Throttle
+
+    with pytest.raises(ValueError):
+        Throttle(max_concurrency=0)
+    with pytest.raises(ValueError):
+        Throttle(max_rps=0)
