@@ -176,6 +176,8 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
             print(f"quilt-verify: {exc}", file=sys.stderr)
             return EXIT_USAGE
         probe = _ConfigProbe()
+        if _uses_xdist(extra) and not any(a.startswith("--dist") for a in extra):
+            extra = [*extra, "--dist", "loadfile"]  # an ordered session stays on one worker
         code = int(pytest.main(pytest_args + extra, plugins=[probe]))
         run = probe.config.pluginmanager.get_plugin(PLUGIN_NAME) if probe.config else None
     finally:
@@ -195,6 +197,11 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     if code == int(pytest.ExitCode.INTERRUPTED):
         return 130
     return EXIT_FAILED
+
+
+def _uses_xdist(extra: list[str]) -> bool:
+    return any(a == "-n" or (a.startswith("-n") and a[2:].isalnum()) or
+               a.startswith("--numprocesses") for a in extra)
 
 
 class _ConfigProbe:

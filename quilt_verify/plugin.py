@@ -89,7 +89,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "session: an ordered session; a failed step blocks the rest")
     config.addinivalue_line("markers", "mode(name): the least mode a check runs in: smoke, "
                                        "standard or full (unmarked: full)")
-    config.pluginmanager.register(QuiltRun(config), PLUGIN_NAME)
+    run = QuiltRun(config)
+    config.pluginmanager.register(run, PLUGIN_NAME)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistBridge(run), PLUGIN_NAME + "-xdist")
 
 
 class QuiltRun:
@@ -118,6 +121,27 @@ class QuiltRun:
         self.signing_key: Any = None
 
     # -- activation ----------------------------------------------------------------------------
+    @property
+    def role(self) -> str:
+        """serial (no xdist), controller (xdist, runs nothing) or worker (xdist, runs tests)."""
+        if hasattr(self.config, "workerinput"):
+            return "worker"
+        return "controller" if self.config.pluginmanager.hasplugin("dsession") else "serial"
+
+    @property
+    def shared(self) -> dict[str, Any] | None:
+        """Settings the controller handed to this worker (None outside a distributed run)."""
+        return getattr(self.config, "workerinput", {}).get("quilt")
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Under xdist the controller collects nothing, so it decides from the arguments: a run
+        # of the conformance suites starts the target, the preflight and the bundle here.
+        if self.role == "controller" and not self.config.option.collectonly and (
+                self.config.option.quilt_url or any(
+                    "suites" in Path(str(arg).split("::")[0]).resolve().parts
+                    for arg in self.config.args)):
+            self.start()
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self._select_mode(items)
@@ -142,12 +166,19 @@ class QuiltRun:
             return
         self.active = True
         opt = self.config.option
+        shared = self.shared
         try:
-            cfg = qconfig.resolve(url=opt.quilt_url, api_key=opt.quilt_api_key, jwt=opt.quilt_jwt,
-                                  api_key_2=opt.quilt_api_key_2,
-                                  report_dir=opt.quilt_report_dir)
+            if shared is not None:  # a worker: the controller resolved everything already
+                cfg = qconfig.resolve(url=shared["url"], api_key=shared["api_key"],
+                                      jwt=shared["jwt"], api_key_2=shared["api_key_2"],
+                                      report_dir=shared["run_dir"], run_id=shared["run_id"],
+                                      environ={}, dotenv_path=None)
+            else:
+                cfg = qconfig.resolve(url=opt.quilt_url, api_key=opt.quilt_api_key,
+                                      jwt=opt.quilt_jwt, api_key_2=opt.quilt_api_key_2,
+                                      report_dir=opt.quilt_report_dir)
             run_dir = cfg.report_dir or (self.config.rootpath / "reports" / cfg.run_id)
-            if run_dir.exists() and any(run_dir.iterdir()):
+            if shared is None and run_dir.exists() and any(run_dir.iterdir()):
                 raise qconfig.ConfigError(f"report folder {run_dir} is not empty")
             self.gate = _parse_gate(opt.quilt_gate)
             key_path = opt.quilt_signing_key or os.environ.get(ENV_SIGNING_KEY)
@@ -184,8 +215,9 @@ class QuiltRun:
                                   connect_timeout=opt.quilt_connect_timeout,
                                   read_timeout=opt.quilt_read_timeout, retries=cfg.retries,
                                   observers=[self.recorder], throttle=throttle)
-        self._catch_sigterm()
-        self._preflight()
+        if shared is None:
+            self._catch_sigterm()
+            self._preflight()
 
     def _catch_sigterm(self) -> None:
         """SIGTERM ends the run like Ctrl-C, so the ledger is still unwound and the bundle closed."""
@@ -267,6 +299,12 @@ class QuiltRun:
             return
         if self.recorder is not None:
             self.recorder.begin_test(item.nodeid)
+        capability = _capability(item)
+        item.user_properties.append(("quilt", {
+            "behavior_id": behavior_id(capability, item.name),
+            "capability": capability,
+            "behavior": must_sentences(getattr(getattr(item, "obj", None), "__doc__", None)),
+        }))
         key = _session_key(item)
         if key and key in self.blocked:
             pytest.skip(f"blocked by {self.blocked[key]}")
@@ -282,7 +320,11 @@ class QuiltRun:
         key = _session_key(item)
         if report.failed and key and key not in self.blocked:
             self.blocked[key] = item.name
-        self._note_result(item, report)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Results are built from reports, which reach the controller from xdist workers too."""
+        if self.active and self.role != "worker":
+            self._note_result(report)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
@@ -322,18 +364,20 @@ class QuiltRun:
                 report.longrepr = clean
         report.sections = [(title, scrub(content)) for title, content in report.sections]
 
-    def _note_result(self, item: pytest.Item, report: pytest.TestReport) -> None:
-        capability = _capability(item)
-        entry = self.results.setdefault(item.nodeid, {
-            "nodeid": item.nodeid,
-            "behavior_id": behavior_id(capability, item.name),
-            "module": item.nodeid.split("::")[0],
-            "name": item.name,
-            "capability": capability,
-            "behavior": must_sentences(getattr(getattr(item, "obj", None), "__doc__", None)),
+    def _note_result(self, report: pytest.TestReport) -> None:
+        info = dict(report.user_properties).get("quilt")
+        if not isinstance(info, dict):  # not set up by us (e.g. failed before our setup hook)
+            info = {"behavior_id": report.nodeid, "capability": None, "behavior": ""}
+        entry = self.results.setdefault(report.nodeid, {
+            "nodeid": report.nodeid,
+            "behavior_id": info["behavior_id"],
+            "module": report.nodeid.split("::")[0],
+            "name": report.nodeid.split("::")[-1],
+            "capability": info["capability"],
+            "behavior": info["behavior"],
             "outcome": "passed",
             "duration_s": 0.0,
-            "evidence": evidence_name(item.nodeid),
+            "evidence": evidence_name(report.nodeid),
         })
         entry["duration_s"] = round(entry["duration_s"] + report.duration, 4)
         if report.skipped and report.when in ("setup", "call"):
@@ -353,9 +397,11 @@ class QuiltRun:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.active or self.recorder is None or self.manifest_path is not None:
             return
-        if self.recorder is not None:
-            self.recorder.begin_test("_cleanup")
-        self.leftovers = self.ledger.unwind()
+        if self.role == "worker" and self.shared is not None:
+            self._finish_worker()
+            return
+        self.recorder.begin_test("_cleanup")
+        self.leftovers += self.ledger.unwind()
         failing = {r["capability"] for r in self.results.values()
                    if r["outcome"] in ("failed", "error")}
         failed = bool(failing) or exitstatus not in (0, 5)
@@ -367,6 +413,47 @@ class QuiltRun:
         elif self.gate and exitstatus in (0, 1):
             session.exitstatus = 1 if self.gate_verdict == "failed" else 0
         self._stop_reference()
+
+    def _finish_worker(self) -> None:
+        """Unwind this worker's resources and hand what the bundle needs to the controller
+        (over xdist's channel, in memory: secrets never touch disk)."""
+        assert self.recorder is not None
+        worker = self.config.workerinput.get("workerid", "worker")
+        self.recorder.begin_test(f"_cleanup-{worker}")
+        leftovers = self.ledger.unwind()
+        self.recorder.begin_test(None)
+        self.recorder.close_files()
+        self.config.workeroutput["quilt"] = {
+            "secrets": self.redactor.registry.labels(),
+            "variants": {k: sorted(v) for k, v in self.recorder.variants.items()},
+            "durations": self.recorder.durations,
+            "exchanges": self.recorder.exchange_count,
+            "leftovers": leftovers,
+        }
+
+    def shared_settings(self) -> dict[str, Any]:
+        """What a worker needs to join this run (sent over xdist's channel, not written)."""
+        assert self.cfg is not None and self.recorder is not None
+
+        def reveal(secret: qconfig.Secret | None) -> str | None:
+            return secret.reveal() if secret else None
+
+        return {"url": self.cfg.base_url, "api_key": reveal(self.cfg.api_key),
+                "jwt": reveal(self.cfg.jwt), "api_key_2": reveal(self.cfg.api_key_2),
+                "run_id": self.cfg.run_id, "run_dir": str(self.recorder.run_dir)}
+
+    def merge_worker(self, output: dict[str, Any] | None) -> None:
+        if not output or self.recorder is None:
+            return
+        for value, label in output["secrets"].items():
+            self.redactor.registry.add(value, label)
+        rec = self.recorder
+        for name, values in output["variants"].items():
+            rec.variants.setdefault(name, set()).update(values)
+        for key, values in output["durations"].items():
+            rec.durations.setdefault(key, []).extend(values)
+        rec.exchange_count += output["exchanges"]
+        self.leftovers += output["leftovers"]
 
     def _close(self, *, outcome: str) -> None:
         assert self.recorder is not None and self.cfg is not None
@@ -417,6 +504,20 @@ class QuiltRun:
         for left in self.leftovers:
             tr.write_line(f"left behind: {left['kind']} {left['id']} {left['name']}: "
                           f"{left['problem']}", yellow=True)
+
+
+class _XdistBridge:
+    """xdist's controller hooks (registered only when xdist is installed)."""
+
+    def __init__(self, run: QuiltRun) -> None:
+        self.run = run
+
+    def pytest_configure_node(self, node: Any) -> None:
+        if self.run.active and self.run.cfg is not None:
+            node.workerinput["quilt"] = self.run.shared_settings()
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        self.run.merge_worker(getattr(node, "workeroutput", {}).get("quilt"))
 
 
 def _parse_gate(value: str | None) -> list[str]:

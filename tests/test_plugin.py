@@ -44,8 +44,10 @@ def run_module(pytester, reference, key, *extra):
     return result, run_dir
 
 
-def test_failed_step_blocks_the_rest_of_the_session(pytester, reference, reference_key):
-    result, run_dir = run_module(pytester, reference, reference_key)
+@pytest.mark.parametrize("extra", [(), ("-n", "2", "--dist", "loadfile")],
+                         ids=["serial", "xdist"])
+def test_failed_step_blocks_the_rest_of_the_session(pytester, reference, reference_key, extra):
+    result, run_dir = run_module(pytester, reference, reference_key, *extra)
     result.assert_outcomes(passed=1, failed=1, skipped=2)
     result.stdout.fnmatch_lines(["*SKIPPED*blocked by test_02_breaks*"])
     tests = {t["name"]: t for t in json.loads((run_dir / "results.json").read_text())["tests"]}

@@ -4,6 +4,7 @@ import json
 import subprocess
 
 import httpx
+import pytest
 
 from quilt_verify.evidence import verify_manifest
 from tests.conftest import container_processes, run_cli
@@ -15,9 +16,14 @@ def load(run_dir, name):
     return json.loads((run_dir / name).read_text())
 
 
-def test_default_run_passes_with_a_complete_bundle(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = run_cli("run", "--report-dir", str(run_dir))
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("serial") / "run"
+    return run_dir, run_cli("run", "--report-dir", str(run_dir))
+
+
+def test_default_run_passes_with_a_complete_bundle(serial_run):
+    run_dir, proc = serial_run
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     results = load(run_dir, "results.json")["tests"]
     assert f"{len(results)} passed" in proc.stdout and "warning" not in proc.stdout
@@ -64,3 +70,22 @@ def test_external_target_run_leaves_no_trace_of_its_secrets(tmp_path, reference,
     created = httpx.get(f"{reference.url}/api/containers",
                         headers={"X-Api-Key": reference_key}).json()["containers"]
     assert created == []
+
+
+def test_parallel_run_gives_the_same_outcome_and_one_bundle(serial_run, tmp_path):
+    serial_dir, _ = serial_run
+    run_dir = tmp_path / "parallel"
+    proc = run_cli("run", "--report-dir", str(run_dir), "--", "-n", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "2 workers" in proc.stdout
+    outcomes = {r["nodeid"]: r["outcome"] for r in load(run_dir, "results.json")["tests"]}
+    assert outcomes == {r["nodeid"]: r["outcome"]
+                        for r in load(serial_dir, "results.json")["tests"]}
+    assert verify_manifest(run_dir) == []
+    manifest = load(run_dir, "manifest.json")
+    assert manifest["outcome"] == "passed" and manifest["leak_scan"]["findings"] == []
+    # the workers' secrets reached the one leak scan: keys, join and node tokens
+    assert manifest["leak_scan"]["values_checked"] >= load(
+        serial_dir, "manifest.json")["leak_scan"]["values_checked"]
+    assert load(run_dir, "run.json")["variants"] == load(serial_dir, "run.json")["variants"]
+    assert "48 of 48 in the catalogue verified" in (run_dir / "VERIFICATION.md").read_text()
