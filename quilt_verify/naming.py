@@ -25,5 +25,10 @@ class Names:
         name = base if count == 1 else f"{base}-{count}"
         return name[:63]
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels that tie a resource to this run, for APIs that take labels."""
+        return {"quilt-verify/run": self.run_id}
+
     def owns(self, name: str) -> bool:
         return name.startswith(self.prefix)

@@ -52,7 +52,7 @@ def test_01_create_container(quilt, quilt_names, quilt_ledger, session_state, st
     step(f"creating container {s.name} running a shell that echoes a marker")
     container = quilt.create_container({"name": s.name, "image": "prod", "command": command,
                                         "environment": {"QV_MARKER": s.marker},
-                                        "labels": {"quilt-verify": "runtime"}})
+                                        "labels": quilt_names.labels})
     s.cid = QuiltClient.container_id(container)
     quilt_ledger.add("container", s.cid, name=s.name,
                      delete=lambda: quilt.delete_container(s.cid),

@@ -77,7 +77,7 @@ def test_01_create_volume(quilt, quilt_names, quilt_ledger, session_state, step)
     s = session_state
     s.volume = quilt_names.make("vol")
     step(f"creating volume {s.volume}")
-    created = quilt.create_volume(s.volume, labels={"quilt-verify": "volumes"})
+    created = quilt.create_volume(s.volume, labels=quilt_names.labels)
     assert created.get("name") == s.volume, created
     quilt_ledger.add("volume", s.volume, name=s.volume,
                      delete=lambda: quilt.delete_volume(s.volume),

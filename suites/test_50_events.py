@@ -43,7 +43,8 @@ def stream(quilt):
 
 def make_container(quilt, quilt_names, quilt_ledger, label: str) -> str:
     name = quilt_names.make(label)
-    cid = QuiltClient.container_id(quilt.create_container({"name": name, "command": COMMAND}))
+    body = {"name": name, "command": COMMAND, "labels": quilt_names.labels}
+    cid = QuiltClient.container_id(quilt.create_container(body))
     quilt_ledger.add("container", cid, name=name, delete=lambda: quilt.delete_container(cid),
                      exists=gone_on_404(lambda: quilt.get_container(cid)))
     return cid

@@ -59,7 +59,8 @@ def test_03_workload_crud(quilt, quilt_names, quilt_ledger, session_state, step)
     """A workload MUST be created with its spec, listed, read back, updated with a new replica
     count, and a workload with zero replicas MUST be refused."""
     s = session_state
-    s.spec = {"name": quilt_names.make("cp-web"), "replicas": 2, "command": COMMAND}
+    s.spec = {"name": quilt_names.make("cp-web"), "replicas": 2, "command": COMMAND,
+              "labels": quilt_names.labels}
     step("creating a workload with 2 replicas")
     workload = quilt.create_workload(s.cid, s.spec)
     s.wid = workload["id"]

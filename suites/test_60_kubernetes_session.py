@@ -176,7 +176,7 @@ def test_06_create_workload(quilt, quilt_names, quilt_ledger, session_state, ste
     workload MUST be readable by id and listed in the cluster."""
     s = session_state
     s.spec = {"name": quilt_names.make("web"), "replicas": 3, "command": COMMAND,
-              "image": "prod", "labels": {"app": "qv-web"}}
+              "image": "prod", "labels": {"app": "qv-web", **quilt_names.labels}}
     step("creating a workload with 3 replicas")
     workload = quilt.create_workload(s.cluster_id, s.spec)
     assert workload.get("id"), f"workload create returned no id: {workload}"
