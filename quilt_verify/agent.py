@@ -19,6 +19,7 @@ from quilt_verify.ledger import Ledger, gone_on_404
 from quilt_verify.polling import wait_for
 
 AGENT_VERSION = "quilt-verify-agent/0.1.0"
+STARTING_STATES = ("created", "starting", "pending")
 
 
 @dataclass
@@ -127,19 +128,21 @@ class SimulatedAgent:
         for pid, assignment in assigned.items():
             placement = assignment["placement"]
             container_id = self.containers.get(pid)
+            created: dict[str, Any] | None = None
             if container_id is None:
-                container_id = self._materialize(assignment)
+                container_id, created = self._materialize(assignment)
                 self.containers[pid] = container_id
                 result.started[pid] = container_id
             if placement.get("state") == "running" and placement.get("container_id") == container_id:
                 continue
-            state, message = self._container_state(container_id)
+            state, message = self._container_state(container_id, created)
             self.client.agent_report(cid, nid, pid, token, state=state, container_id=container_id,
                                      message=message)
             (result.reported if state == "running" else result.failed)[pid] = container_id
         return result
 
-    def _materialize(self, assignment: dict[str, Any]) -> str:
+    def _materialize(self, assignment: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Create the assignment's container; returns its id and the create answer."""
         placement = assignment["placement"]
         workload = assignment.get("workload") or self.client.get_workload(
             self.cluster_id, placement["workload_id"])
@@ -159,15 +162,22 @@ class SimulatedAgent:
             self.ledger.add("container", container_id, name=body["name"],
                             delete=lambda: self.client.delete_container(container_id),
                             exists=gone_on_404(lambda: self.client.get_container(container_id)))
-        return container_id
+        return container_id, container
 
-    def _container_state(self, container_id: str) -> tuple[str, str | None]:
-        """Wait until the container leaves its starting states; map to a placement state."""
-        container = wait_for(
-            lambda: self.client.get_container(container_id),
-            lambda c: c.get("state") not in ("created", "starting", "pending"),
-            timeout=self.container_timeout, describe=f"container {container_id} to start",
-        )
+    def _container_state(self, container_id: str, seen: dict[str, Any] | None = None
+                         ) -> tuple[str, str | None]:
+        """Wait until the container leaves its starting states; map to a placement state.
+
+        ``seen`` is what the target already said about it (the create answer): when that is
+        past starting, it is used as is instead of asking again."""
+        if seen is not None and seen.get("state") not in (None, *STARTING_STATES):
+            container = seen
+        else:
+            container = wait_for(
+                lambda: self.client.get_container(container_id),
+                lambda c: c.get("state") not in STARTING_STATES,
+                timeout=self.container_timeout, describe=f"container {container_id} to start",
+            )
         state = container.get("state")
         if state == "running":
             return "running", None

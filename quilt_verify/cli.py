@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=("smoke", "standard", "full"), default="full",
                      help="smoke creates nothing; standard creates and deletes its own "
                           "resources; full adds the node session and negative checks")
+    run.add_argument("--fuzz-examples", type=int, metavar="N",
+                     help="generated bodies per endpoint in the property-based suite")
     run.add_argument("--gate", metavar="CAPS",
                      help="comma-separated capabilities that must pass for exit 0")
     run.add_argument("--signing-key", metavar="PATH",
@@ -87,10 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="compare two runs; exit 1 when the new one regressed")
     diff.add_argument("old_run", metavar="OLD_RUN")
     diff.add_argument("new_run", metavar="NEW_RUN")
-    diff.add_argument("--latency-ratio", type=float, default=0.5,
-                      help="p95 growth that counts as slower (0.5 = +50%%)")
-    diff.add_argument("--latency-min-ms", type=float, default=5.0,
-                      help="and by at least this many ms")
+    diff.add_argument("--latency-ratio", type=float, default=1.0,
+                      help="p95 growth that counts as slower (1.0 = doubled, the default)")
+    diff.add_argument("--latency-min-ms", type=float, default=20.0,
+                      help="and by at least this many ms (default 20)")
+    diff.add_argument("--latency-min-count", type=int, default=5,
+                      help="only endpoints with this many samples in both runs (default 5)")
 
     serve = sub.add_parser("serve", help="run the reference backend in the foreground")
     serve.add_argument("--host", default="127.0.0.1")
@@ -156,6 +160,8 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     pytest_args = [str(suites), "-p", "no:cacheprovider", "-rs",
                    "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     pytest_args += ["--quilt-mode", args.mode]
+    if args.fuzz_examples:
+        pytest_args += ["--quilt-fuzz-examples", str(args.fuzz_examples)]
     if args.gate:
         pytest_args += ["--quilt-gate", args.gate]
     if args.signing_key:
@@ -170,11 +176,9 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         for key, value in env_updates.items():
             if value:
                 os.environ[key] = value
-        try:  # the plugin resolves again; this only turns a bad setting into one line, early
-            qconfig.resolve()
-        except qconfig.ConfigError as exc:
-            print(f"quilt-verify: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+        early = _early_checks(args)
+        if early is not None:
+            return early
         probe = _ConfigProbe()
         if _uses_xdist(extra) and not any(a.startswith("--dist") for a in extra):
             extra = [*extra, "--dist", "loadfile"]  # an ordered session stays on one worker
@@ -199,6 +203,43 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_FAILED
 
 
+def _early_checks(args: argparse.Namespace) -> int | None:
+    """Settle what can be settled before pytest starts, each failure in one line: settings
+    (exit 2), and for an external target whether it is a Quilt backend that accepts the
+    credential (exit 3). The plugin checks again (and records it) for direct pytest use."""
+    from quilt_verify.client import QuiltClient
+    from quilt_verify.plugin import parse_gate
+    from quilt_verify.preflight import PreflightFailure, preflight
+    from quilt_verify.signing import load_private
+
+    try:
+        cfg = qconfig.resolve(report_dir=args.report_dir)
+        parse_gate(args.gate)
+        key_path = args.signing_key or os.environ.get("QUILT_VERIFY_SIGNING_KEY")
+        if key_path:
+            load_private(Path(key_path))
+        if cfg.report_dir is not None:
+            try:
+                cfg.report_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise qconfig.ConfigError(f"cannot create report folder {cfg.report_dir}: "
+                                          f"{exc.strerror or exc}") from None
+            if any(cfg.report_dir.iterdir()):
+                raise qconfig.ConfigError(f"report folder {cfg.report_dir} is not empty")
+    except (qconfig.ConfigError, SigningError) as exc:
+        print(f"quilt-verify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if cfg.base_url is None:
+        return None
+    with QuiltClient(cfg.base_url, api_key=cfg.api_key, jwt=cfg.jwt, retries=0) as client:
+        try:
+            preflight(client, cfg.base_url, cfg.auth_method)
+        except PreflightFailure as exc:
+            print(f"quilt-verify: {exc.reason}", file=sys.stderr)
+            return EXIT_UNREACHABLE
+    return None
+
+
 def _uses_xdist(extra: list[str]) -> bool:
     return any(a == "-n" or (a.startswith("-n") and a[2:].isalnum()) or
                a.startswith("--numprocesses") for a in extra)
@@ -219,12 +260,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port < 65536:
         print(f"quilt-verify: port {args.port} is out of range", file=sys.stderr)
         return EXIT_USAGE
-    key = args.api_key
-    if not key:
-        key = "qvref_" + secrets.token_urlsafe(24)
-        print(f"generated API key (shown once): {key}", flush=True)
+    key = args.api_key or "qvref_" + secrets.token_urlsafe(24)
 
-    def ready(url: str) -> None:
+    def ready(url: str) -> None:  # the key is shown only once the server really serves
+        if not args.api_key:
+            print(f"generated API key (shown once): {key}", flush=True)
         print(f"reference backend listening on {url} (Ctrl-C stops it)", flush=True)
 
     try:
@@ -297,7 +337,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     old, new = Bundle(Path(args.old_run)), Bundle(Path(args.new_run))
     result = compare(old, new, latency_ratio=args.latency_ratio,
-                     latency_min_ms=args.latency_min_ms)
+                     latency_min_ms=args.latency_min_ms,
+                     latency_min_count=args.latency_min_count)
     print(render_diff(result, old, new))
     return EXIT_FAILED if result.regressed else EXIT_OK
 

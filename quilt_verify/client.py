@@ -29,6 +29,8 @@ from quilt_verify.polling import wait_for
 
 USER_AGENT = "quilt-verify/0.1.0"
 IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
+# httpx's own default pool; agents driven concurrently may need a larger one (``limits``).
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 TERMINAL_OPERATION = frozenset({"succeeded", "failed", "cancelled", "canceled", "timed_out"})
 
 
@@ -140,6 +142,7 @@ class QuiltClient:
         max_retry_after: float = 30.0,
         backoff: float = 0.3,
         transport: httpx.BaseTransport | None = None,
+        limits: httpx.Limits | None = None,
         sleep: Callable[[float], None] = time.sleep,
         observers: list[Observer] | None = None,
         throttle: Throttle | None = None,
@@ -157,7 +160,7 @@ class QuiltClient:
         self._http = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            follow_redirects=False,
+            follow_redirects=False, limits=limits or DEFAULT_LIMITS,
         )
 
     # -- plumbing -------------------------------------------------------------------------

@@ -21,6 +21,10 @@ ENV_JWT = "QUILT_JWT"
 ENV_API_KEY_2 = "QUILT_API_KEY_2"
 
 
+# Shorter credentials cannot be scrubbed from evidence without mangling ordinary text.
+MIN_SECRET_LEN = 8
+
+
 class ConfigError(ValueError):
     """A configuration problem the user can fix; its message is one sentence."""
 
@@ -129,8 +133,14 @@ def resolve(
         base_url = _validate_url(base_url)
         if not key and not token:
             raise ConfigError(
-                f"a target URL is set but no credential: give --quilt-api-key/{ENV_API_KEY} "
-                f"or --quilt-jwt/{ENV_JWT}"
+                f"a target URL is set but no credential: give --api-key (pytest: "
+                f"--quilt-api-key) or {ENV_API_KEY}, or a JWT via --jwt or {ENV_JWT}"
+            )
+    for label, value in (("API key", key), ("JWT", token), ("second tenant API key", key_2)):
+        if value and len(value) < MIN_SECRET_LEN:
+            raise ConfigError(
+                f"the {label} is {len(value)} characters long; quilt-verify needs at least "
+                f"{MIN_SECRET_LEN} to redact it safely from the evidence"
             )
     return Config(
         base_url=base_url,

@@ -29,10 +29,11 @@ def _outcomes(bundle: Bundle) -> dict[str, str]:
     return {r.get("behavior_id", r["nodeid"]): r["outcome"] for r in bundle.results}
 
 
-def compare(old: Bundle, new: Bundle, *, latency_ratio: float = 0.5,
-            latency_min_ms: float = 5.0) -> RunDiff:
-    """A p95 counts as slower when it grew by more than ``latency_ratio`` (0.5 = +50%) and by
-    more than ``latency_min_ms`` (so sub-millisecond noise is not a regression)."""
+def compare(old: Bundle, new: Bundle, *, latency_ratio: float = 1.0,
+            latency_min_ms: float = 20.0, latency_min_count: int = 5) -> RunDiff:
+    """A p95 counts as slower when it grew by more than ``latency_ratio`` (1.0 = doubled) and
+    by more than ``latency_min_ms``, on endpoints with at least ``latency_min_count`` samples in
+    both runs (a p95 of one or two requests is noise, not a measurement)."""
     diff = RunDiff()
     before, after = _outcomes(old), _outcomes(new)
     for bid in sorted(before.keys() & after.keys()):
@@ -54,6 +55,8 @@ def compare(old: Bundle, new: Bundle, *, latency_ratio: float = 0.5,
     old_lat = old.optional_json("latency.json") or {}
     new_lat = new.optional_json("latency.json") or {}
     for key in sorted(old_lat.keys() & new_lat.keys()):
+        if min(old_lat[key]["count"], new_lat[key]["count"]) < latency_min_count:
+            continue
         was, now = float(old_lat[key]["p95_ms"]), float(new_lat[key]["p95_ms"])
         if now - was > latency_min_ms and now > was * (1 + latency_ratio):
             diff.slower.append((key, was, now))

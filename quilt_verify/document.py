@@ -103,13 +103,14 @@ def render(bundle: Bundle) -> str:
     for number, cap in enumerate(CAPABILITIES, start=1):
         add(f"## {number}. {cap.title}")
         add("")
-        add("| endpoint | status | answers | evidence |")
-        add("|---|---|---|---|")
-        for ep in endpoints_by_cap[cap.key]:
-            cov = coverage[ep.key]
-            add(f"| `{ep.key}` | {cov.status} | {_statuses(cov)} | "
-                f"{_evidence(bundle, sorted(cov.evidence))} |")
-        add("")
+        if endpoints_by_cap[cap.key]:  # cross-cutting capabilities own no endpoint
+            add("| endpoint | status | answers | evidence |")
+            add("|---|---|---|---|")
+            for ep in endpoints_by_cap[cap.key]:
+                cov = coverage[ep.key]
+                add(f"| `{ep.key}` | {cov.status} | {_statuses(cov)} | "
+                    f"{_evidence(bundle, sorted(cov.evidence))} |")
+            add("")
         behaviours = behaviours_by_cap.get(cap.key, [])
         if behaviours:
             add("| behaviour | outcome | MUST | evidence |")

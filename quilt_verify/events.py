@@ -10,6 +10,7 @@ the client's observers like any other exchange, so it is redacted and recorded.
 from __future__ import annotations
 
 import codecs
+import json
 import queue
 import socket
 import threading
@@ -77,9 +78,15 @@ class EventStream:
         if self._status != 200:
             self._thread.join(self.connect_timeout)
             self.close()
+            body = _json_or_none(bytes(self._raw))
+            code = body.get("error_code") if isinstance(body, dict) else None
+            text = body.get("error") if isinstance(body, dict) else None
             raise QuiltAPIError(method="GET", path="/api/events", status=self._status or 0,
                                 request_id=self._header("x-request-id") or self._request_id,
-                                message=bytes(self._raw[:200]).decode("utf-8", "replace"))
+                                error_code=code if isinstance(code, str) else None,
+                                message=text if isinstance(text, str) else
+                                bytes(self._raw[:200]).decode("utf-8", "replace"),
+                                body=body)
         content_type = self._header("content-type") or ""
         if not content_type.startswith("text/event-stream"):
             self.close()
@@ -192,3 +199,10 @@ class EventStream:
 
     def _last(self) -> Any:
         return self.events[-1] if self.events else "no event at all"
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None

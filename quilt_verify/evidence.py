@@ -90,6 +90,11 @@ class Recorder:
         self.current_step = text
         self._write({"kind": "step", "at": _now(), "text": self.redactor.scrub_text(text)})
 
+    def note(self, kind: str, data: dict[str, Any]) -> None:
+        """Add a line of the tool's own (e.g. a contract violation) to the current evidence."""
+        line = {"kind": kind, "at": _now(), **data}
+        self._write(json.loads(self.redactor.scrub_text(json.dumps(line))))
+
     def evidence_path(self, nodeid: str | None = None) -> str:
         return evidence_name(nodeid or self.current_test or SESSION_SCOPE)
 
@@ -135,6 +140,9 @@ class Recorder:
     def _write(self, line: dict[str, Any]) -> None:
         rel = self.evidence_path()
         text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+        # Characters some line splitters treat as line breaks stay escaped: one line per record.
+        text = text.replace("\u0085", "\\u0085").replace("\u2028", "\\u2028").replace(
+            "\u2029", "\\u2029")
         with self._lock:
             self._seq += 1
             line_text = f'{{"seq":{self._seq},' + text[1:] + "\n"

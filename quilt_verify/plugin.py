@@ -8,7 +8,6 @@ exchange, and closes the bundle at the end.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import secrets
@@ -29,17 +28,13 @@ from quilt_verify.behaviors import behavior_id, must_sentences
 from quilt_verify.catalogue import CAPABILITY_TITLES
 from quilt_verify.client import QuiltClient, Throttle
 from quilt_verify.document import render_run
-from quilt_verify.errors import (
-    QuiltAPIError,
-    QuiltError,
-    QuiltProtocolError,
-    QuiltTransportError,
-)
 from quilt_verify.evidence import Recorder, evidence_name
 from quilt_verify.junit import junit_xml
 from quilt_verify.ledger import Ledger
 from quilt_verify.naming import Names
+from quilt_verify.preflight import PreflightFailure, preflight
 from quilt_verify.redaction import Redactor
+from quilt_verify.schema import SchemaChecker, format_violations
 from quilt_verify.signing import SigningError, fingerprint, load_private, sign_manifest
 
 PLUGIN_NAME = "quilt-verify-run"
@@ -73,6 +68,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=5.0, help="seconds to connect (default 5)")
     group.addoption("--quilt-read-timeout", dest="quilt_read_timeout", type=float, default=30.0,
                     help="seconds to wait for an answer (default 30)")
+    group.addoption("--quilt-fuzz-examples", dest="quilt_fuzz_examples", type=int, default=None,
+                    help="generated bodies per endpoint in the property-based suite "
+                         "(env QUILT_FUZZ_EXAMPLES; default 15)")
     group.addoption("--quilt-mode", dest="quilt_mode", default="full", choices=MODES,
                     help="smoke: health and read-only listings, creates nothing; standard: "
                          "creates and deletes its own resources; full: standard plus the node "
@@ -106,18 +104,23 @@ class QuiltRun:
         self.redactor = Redactor()
         self.recorder: Recorder | None = None
         self.client: QuiltClient | None = None
+        self.schema: SchemaChecker | None = None
         self.ledger = Ledger()
         self.names: Names | None = None
         self.started_at = ""
         self.blocked: dict[str, str] = {}
+        self.deselected: dict[str, list[tuple[int, str]]] = {}
         self.results: dict[str, dict[str, Any]] = {}
         self.leaks: list[Any] = []
         self.leftovers: list[dict[str, str]] = []
         self.manifest_path: Path | None = None
         self.exit_reason: str | None = None
         self.gate: list[str] = []
+        self.preflight_failure: str | None = None
+        self.preflight_reason: str | None = None
         self._previous_sigterm: Any = None
         self.gate_verdict: str | None = None
+        self.gate_missing: list[str] = []
         self.signing_key: Any = None
 
     # -- activation ----------------------------------------------------------------------------
@@ -151,6 +154,13 @@ class QuiltRun:
                 getattr(i, "fixturenames", ())) for i in items):
             self.start()
 
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        """Remember deselected session steps: the steps after one cannot run meaningfully."""
+        for item in items:
+            key = _session_key(item)
+            if key:
+                self.deselected.setdefault(key, []).append((_line(item), item.name))
+
     def _select_mode(self, items: list[pytest.Item]) -> None:
         """Deselect checks that need a more invasive mode than the one asked for."""
         limit = MODES.index(self.config.option.quilt_mode)
@@ -180,7 +190,7 @@ class QuiltRun:
             run_dir = cfg.report_dir or (self.config.rootpath / "reports" / cfg.run_id)
             if shared is None and run_dir.exists() and any(run_dir.iterdir()):
                 raise qconfig.ConfigError(f"report folder {run_dir} is not empty")
-            self.gate = _parse_gate(opt.quilt_gate)
+            self.gate = parse_gate(opt.quilt_gate)
             key_path = opt.quilt_signing_key or os.environ.get(ENV_SIGNING_KEY)
             if key_path:
                 if Path(key_path).resolve().is_relative_to(run_dir.resolve()):
@@ -205,16 +215,22 @@ class QuiltRun:
         self.cfg = cfg
         self.names = Names(cfg.run_id)
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        self.recorder = Recorder(run_dir, self.redactor)
+        try:
+            self.recorder = Recorder(run_dir, self.redactor)
+        except OSError as exc:
+            self._exit(f"configuration error: cannot create report folder {run_dir}: "
+                       f"{exc.strerror or exc}", EXIT_CONFIG)
         try:
             throttle = Throttle(max_concurrency=opt.quilt_max_concurrency,
                                 max_rps=opt.quilt_max_rps)
         except ValueError as exc:
             self._exit(f"configuration error: {exc}", EXIT_CONFIG)
+        recorder = self.recorder
+        self.schema = SchemaChecker(test_of=lambda: recorder.current_test)
         self.client = QuiltClient(cfg.base_url or "", api_key=cfg.api_key, jwt=cfg.jwt,
                                   connect_timeout=opt.quilt_connect_timeout,
                                   read_timeout=opt.quilt_read_timeout, retries=cfg.retries,
-                                  observers=[self.recorder], throttle=throttle)
+                                  observers=[self.recorder, self.schema], throttle=throttle)
         if shared is None:
             self._catch_sigterm()
             self._preflight()
@@ -243,51 +259,33 @@ class QuiltRun:
     def _preflight(self) -> None:
         """Decide before any suite runs that the target is a Quilt backend that accepts us."""
         assert self.client is not None and self.recorder is not None and self.cfg is not None
-        url = self.cfg.base_url
         self.recorder.begin_test("_preflight")
         try:
-            health = self.client.health()
-            if not (isinstance(health, dict) and health.get("status") == "ok"):
-                raise _Refused(f"{url} does not look like a Quilt backend: GET /health answered "
-                               f"{json.dumps(health)[:80]} instead of {{\"status\":\"ok\"}}")
-            self.client.list_clusters()
-        except QuiltAPIError as exc:
-            if exc.path == "/health":
-                reason = (f"{url} does not look like a Quilt backend: GET /health answered "
-                          f"{exc.status} (request_id={exc.request_id})")
-            elif exc.status in (401, 403):
-                reason = (f"authentication refused by {url}: {exc.status} "
-                          f"{exc.error_code or ''} with {self.cfg.auth_method} "
-                          f"(request_id={exc.request_id})")
-            else:
-                reason = f"preflight failed: {exc}"
-            self._fail_preflight(reason)
-        except _Refused as exc:
-            self._fail_preflight(str(exc))
-        except QuiltProtocolError as exc:
-            self._fail_preflight(f"{url} does not look like a Quilt backend: {exc.method} "
-                                 f"{exc.path} answered {exc.problem}")
-        except QuiltTransportError as exc:
-            self._fail_preflight(f"target {url} unreachable: {exc.reason}")
-        except QuiltError as exc:
-            self._fail_preflight(f"preflight failed: {exc}")
+            preflight(self.client, str(self.cfg.base_url), self.cfg.auth_method)
+        except PreflightFailure as exc:
+            self.preflight_failure = exc.kind
+            self._fail_preflight(exc.reason)
         finally:
             self.recorder.begin_test(None)
 
     def _fail_preflight(self, reason: str) -> None:
         self.exit_reason = "unreachable"
-        self._close(outcome="unreachable")
+        self.preflight_reason = self.redactor.scrub_text(reason)
+        self._close(outcome=f"preflight failed ({self.preflight_failure or 'unreachable'})")
         self._exit(self.redactor.scrub_text(reason), EXIT_UNREACHABLE)
 
     def _exit(self, reason: str, code: int) -> None:
         self.exit_reason = self.exit_reason or ("config" if code == EXIT_CONFIG else "other")
         self._stop_reference()
+        self._restore_sigterm()
         pytest.exit(f"quilt-verify: {reason}", returncode=code)
 
-    def _stop_reference(self) -> None:
+    def _restore_sigterm(self) -> None:
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
+
+    def _stop_reference(self) -> None:
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -308,6 +306,10 @@ class QuiltRun:
         key = _session_key(item)
         if key and key in self.blocked:
             pytest.skip(f"blocked by {self.blocked[key]}")
+        earlier = [name for line, name in sorted(self.deselected.get(key or "", []))
+                   if line < _line(item)]
+        if earlier:
+            pytest.skip(f"blocked by {earlier[0]} (deselected)")
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item,
@@ -316,10 +318,28 @@ class QuiltRun:
         if not self.active:
             return
         report: pytest.TestReport = outcome.get_result()
+        if call.when in ("call", "teardown"):
+            self._judge_contract(item, report)
         self._scrub_report(report)
         key = _session_key(item)
         if report.failed and key and key not in self.blocked:
             self.blocked[key] = item.name
+
+    def _judge_contract(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """Every answer is checked against the contract; a violation fails the check that saw
+        it, naming the request id and the JSON pointer, and is recorded in the evidence."""
+        if self.schema is None or self.recorder is None:
+            return
+        violations = self.schema.take(item.nodeid)
+        if not violations:
+            return
+        for violation in violations:
+            self.recorder.note("contract_violation", violation.as_dict())
+        text = format_violations(violations)
+        if report.passed:
+            report.outcome, report.longrepr = "failed", text
+        else:
+            report.sections.append(("contract violations", text))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Results are built from reports, which reach the controller from xdist workers too."""
@@ -375,7 +395,7 @@ class QuiltRun:
             "name": report.nodeid.split("::")[-1],
             "capability": info["capability"],
             "behavior": info["behavior"],
-            "outcome": "passed",
+            "outcome": "not run",
             "duration_s": 0.0,
             "evidence": evidence_name(report.nodeid),
         })
@@ -390,7 +410,9 @@ class QuiltRun:
                 entry.update(outcome="skipped", reason=reason)
         elif report.failed:
             entry["outcome"] = "failed" if report.when == "call" else "error"
-            entry["message"] = _last_line(report)
+            entry["message"] = _failure_line(report)
+        elif report.when == "call" and report.passed and entry["outcome"] == "not run":
+            entry["outcome"] = "passed"
 
     # -- closing ---------------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
@@ -400,14 +422,28 @@ class QuiltRun:
         if self.role == "worker" and self.shared is not None:
             self._finish_worker()
             return
+        restore = _hold_signals()  # a second Ctrl-C or SIGTERM must not cut the bundle short
+        try:
+            self._finish(session, exitstatus)
+        finally:
+            restore()
+            self._restore_sigterm()
+
+    def _finish(self, session: pytest.Session, exitstatus: int) -> None:
+        assert self.recorder is not None
         self.recorder.begin_test("_cleanup")
         self.leftovers += self.ledger.unwind()
-        failing = {r["capability"] for r in self.results.values()
-                   if r["outcome"] in ("failed", "error")}
+        results = self.results.values()
+        failing = {r["capability"] for r in results if r["outcome"] in ("failed", "error")}
         failed = bool(failing) or exitstatus not in (0, 5)
         if self.gate:
-            self.gate_verdict = "failed" if failing & set(self.gate) else "passed"
-        self._close(outcome="failed" if failed else "passed")
+            ran = {r["capability"] for r in results if r["outcome"] in ("passed", "failed",
+                                                                        "error")}
+            self.gate_missing = sorted(set(self.gate) - ran)
+            self.gate_verdict = ("failed" if failing & set(self.gate) or self.gate_missing
+                                 else "passed")
+        interrupted = exitstatus == int(pytest.ExitCode.INTERRUPTED)
+        self._close(outcome="interrupted" if interrupted else "failed" if failed else "passed")
         if self.leaks:
             session.exitstatus = 1
         elif self.gate and exitstatus in (0, 1):
@@ -479,11 +515,12 @@ class QuiltRun:
             "target_kind": "embedded reference backend" if self.server else "external",
             "auth_method": self.cfg.auth_method,
             "mode": self.config.option.quilt_mode,
-            "gate": {"capabilities": self.gate, "verdict": self.gate_verdict} if self.gate
-            else None,
+            "gate": {"capabilities": self.gate, "verdict": self.gate_verdict,
+                     "not_run": self.gate_missing} if self.gate else None,
             "signing_key": fingerprint(self.signing_key.public_key()) if self.signing_key
             else None,
             "started_at": self.started_at,
+            "preflight": self.preflight_reason or "passed",
             "exchanges": self.recorder.exchange_count,
             "variants": {k: sorted(v) for k, v in sorted(self.recorder.variants.items())},
             "tool": {"name": "quilt-verify", "python": platform.python_version()},
@@ -506,6 +543,19 @@ class QuiltRun:
                           f"{left['problem']}", yellow=True)
 
 
+def _hold_signals() -> Callable[[], None]:
+    """Ignore SIGINT and SIGTERM until the returned function restores them (main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
 class _XdistBridge:
     """xdist's controller hooks (registered only when xdist is installed)."""
 
@@ -520,7 +570,7 @@ class _XdistBridge:
         self.run.merge_worker(getattr(node, "workeroutput", {}).get("quilt"))
 
 
-def _parse_gate(value: str | None) -> list[str]:
+def parse_gate(value: str | None) -> list[str]:
     if not value:
         return []
     names = [v.strip() for v in value.split(",") if v.strip()]
@@ -529,10 +579,6 @@ def _parse_gate(value: str | None) -> list[str]:
         raise qconfig.ConfigError(f"unknown capability {', '.join(unknown)} in --gate "
                                   f"(known: {', '.join(CAPABILITY_TITLES)})")
     return names
-
-
-class _Refused(Exception):
-    pass
 
 
 def item_mode(item: pytest.Item) -> str:
@@ -549,14 +595,19 @@ def _session_key(item: pytest.Item) -> str | None:
     return item.nodeid.split("::")[0]
 
 
+def _line(item: pytest.Item) -> int:
+    return item.location[1] or 0
+
+
 def _capability(item: pytest.Item) -> str | None:
     marker = item.get_closest_marker("capability")
     return str(marker.args[0]) if marker and marker.args else None
 
 
-def _last_line(report: pytest.TestReport) -> str:
+def _failure_line(report: pytest.TestReport) -> str:
+    """The assertion's own message: the first ``E`` line of the failure, else the last line."""
     text = report.longreprtext.strip().splitlines()
-    for line in reversed(text):
+    for line in text:
         if line.startswith("E "):
             return line[2:].strip()[:500]
     return (text[-1] if text else "")[:500]

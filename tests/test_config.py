@@ -56,7 +56,7 @@ def test_no_target_means_reference_backend():
 @pytest.mark.parametrize("url", ["backend.quilt.sh", "ftp://x", "http://", "http://h/?a=1"])
 def test_bad_url_is_one_clear_error(url):
     with pytest.raises(ConfigError, match="target URL"):
-        resolve(url=url, api_key="key", environ={}, dotenv_path=None)
+        resolve(url=url, api_key="key-0123456789", environ={}, dotenv_path=None)
 
 
 def test_target_without_credential_is_an_error():
@@ -65,7 +65,8 @@ def test_target_without_credential_is_an_error():
 
 
 def test_trailing_slash_is_dropped():
-    cfg = resolve(url="https://backend.quilt.sh/", api_key="key", environ={}, dotenv_path=None)
+    cfg = resolve(url="https://backend.quilt.sh/", api_key="key-0123456789", environ={},
+                  dotenv_path=None)
     assert cfg.base_url == "https://backend.quilt.sh"
 
 
@@ -82,3 +83,10 @@ def test_run_ids_are_unique_lower_case_and_name_safe():
     assert len(ids) == 50
     for run_id in ids:
         assert run_id == run_id.lower() and all(c.isalnum() or c == "-" for c in run_id)
+
+
+def test_too_short_credentials_are_refused():
+    with pytest.raises(ConfigError, match="API key is 4 characters long"):
+        resolve(url="http://h", api_key="test", environ={}, dotenv_path=None)
+    with pytest.raises(ConfigError, match="JWT is 3 characters"):
+        resolve(jwt="abc", environ={}, dotenv_path=None)

@@ -44,7 +44,7 @@ def endpoints_in_exchanges(run_dir):
     for path in (run_dir / "exchanges").rglob("*.jsonl"):
         if path.parent.name == "_session":
             continue
-        for line in path.read_text().splitlines():
+        for line in filter(None, path.read_text().split("\n")):  # JSON Lines: \n only
             item = json.loads(line)
             if item["kind"] != "exchange" or not item["response"]:
                 continue
@@ -74,7 +74,8 @@ def test_document_endpoint_lists_match_the_exchanges(full_run, partial_run):
     assert {k for k, v in partial.items() if v != "verified"} == volume_only
     remains = (partial_run / "VERIFICATION.md").read_text().split("## What remains to verify")[1]
     for key in volume_only:
-        assert f"`{key}` (not exercised: no test exercised it)" in remains
+        # the negative suite still calls them (refused), so only error paths were exercised
+        assert f"`{key}` (not exercised: only error paths were exercised)" in remains
 
 
 def test_document_content(full_run):
@@ -83,7 +84,10 @@ def test_document_content(full_run):
     digests = {f["path"]: f["sha256"] for f in manifest["files"]}
     assert "- Auth used: tenant `x-api-key`" in text
     assert "| container create | synchronous |" in text
-    assert "Nothing in the catalogue: every endpoint was verified" in text
+    # every endpoint verified; what remains is the one check the reference cannot serve (its
+    # join tokens live at least 60 s, so expiry is not verified within a default run)
+    remains = text.split("## What remains to verify")[1].strip().splitlines()
+    assert remains == ["- behaviour `negative/expired_join_token_is_refused` skipped"], remains
     # every evidence pointer carries the manifest's digest of that file
     for path, digest in re.findall(r"`(exchanges/[^`]+)` \(sha256 `([0-9a-f]{64})`\)", text):
         assert digests[path] == digest
@@ -93,7 +97,7 @@ def test_document_content(full_run):
     # each behaviour with its MUST sentence
     results = json.loads((full_run / "results.json").read_text())["tests"]
     for r in results:
-        assert f"`{r['behavior_id']}` | passed |" in text
+        assert f"`{r['behavior_id']}` | {r['outcome']} |" in text
     assert "VERIFICATION.md" in digests
 
 
@@ -190,7 +194,8 @@ def test_diff_names_the_regression(full_run, partial_run):
     assert "endpoints no longer verified:" in proc.stdout
     assert "POST /api/volumes/:name/archive (now not exercised)" in proc.stdout
     assert "volumes/file_round_trip[five-mib]" in proc.stdout  # gone from the new run
-    back = run_cli("diff", str(partial_run), str(full_run))
+    # coverage only: two runs' p95 over a handful of samples is noise (latency has its own test)
+    back = run_cli("diff", str(partial_run), str(full_run), "--latency-min-ms", "10000")
     assert back.returncode == 0, back.stdout
     assert "endpoints newly verified:" in back.stdout and "verdict: no regression" in back.stdout
 
@@ -198,10 +203,14 @@ def test_diff_names_the_regression(full_run, partial_run):
 def test_diff_flags_latency_beyond_threshold(full_run, tmp_path):
     slow = copy(full_run, tmp_path)
     latency = json.loads((slow / "latency.json").read_text())
-    latency["GET /health"]["p95_ms"] += 500
+    key = "GET /api/containers/:id"
+    assert latency[key]["count"] >= 5
+    latency[key]["p95_ms"] += 500
+    latency["GET /health"]["p95_ms"] += 500  # too few samples to judge: not a regression
     (slow / "latency.json").write_text(json.dumps(latency))
     proc = run_cli("diff", str(full_run), str(slow))
-    assert proc.returncode == 1 and "slower (p95):\n  GET /health:" in proc.stdout
+    assert proc.returncode == 1 and f"slower (p95):\n  {key}:" in proc.stdout
+    assert "GET /health:" not in proc.stdout
 
 
 def test_report_on_a_folder_that_is_not_a_bundle(tmp_path):
@@ -212,5 +221,7 @@ def test_report_on_a_folder_that_is_not_a_bundle(tmp_path):
 
 def test_bundle_reader_reports_coverage_per_capability(full_run):
     coverage, others = Bundle(full_run).coverage()
-    assert coverage["POST /api/agent/clusters/:cluster_id/nodes/register"].statuses[201] == 3
+    register = coverage["POST /api/agent/clusters/:cluster_id/nodes/register"]
+    session = [e for e in register.evidence if "test_60_kubernetes_session" in e]
+    assert len(session) == 2 and register.statuses[201] >= 3  # steps 03 and 14: three nodes
     assert not others

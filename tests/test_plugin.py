@@ -138,7 +138,8 @@ def test_bad(quilt):
 
 @pytest.mark.parametrize("gate, code, verdict", [("health", 0, "passed"),
                                                  ("events", 1, "failed"),
-                                                 ("health,events", 1, "failed")])
+                                                 ("health,events", 1, "failed"),
+                                                 ("health,volumes", 1, "failed")])
 def test_gate_decides_the_exit_code(pytester, reference, reference_key, gate, code, verdict):
     pytester.makepyfile(test_gated=GATED_MODULE)
     run_dir = pytester.path / "bundle"
@@ -147,7 +148,9 @@ def test_gate_decides_the_exit_code(pytester, reference, reference_key, gate, co
         "--quilt-report-dir", str(run_dir), "--quilt-gate", gate, "-p", "no:cacheprovider")
     assert result.ret == code
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["gate"] == {"capabilities": gate.split(","), "verdict": verdict}
+    not_run = ["volumes"] if "volumes" in gate else []  # a gated capability must have run
+    assert run["gate"] == {"capabilities": gate.split(","), "verdict": verdict,
+                           "not_run": not_run}
     assert json.loads((run_dir / "manifest.json").read_text())["outcome"] == "failed"
     assert f"Release gate on {gate.replace(',', ', ')}: **{verdict}**" in (
         run_dir / "VERIFICATION.md").read_text()
@@ -175,3 +178,11 @@ def test_allure_results_carry_capability_and_redacted_exchanges(tmp_path, refere
     attachments = "".join(p.read_text() for p in allure_dir.glob("*-attachment*"))
     assert '"kind":"exchange"' in attachments and "[REDACTED]" in attachments
     assert reference_key not in attachments and "qnt_" not in attachments
+
+
+def test_deselected_step_blocks_the_later_steps(pytester, reference, reference_key):
+    result, run_dir = run_module(pytester, reference, reference_key, "-k", "not test_01")
+    result.assert_outcomes(skipped=3)
+    tests = {t["name"]: t for t in json.loads((run_dir / "results.json").read_text())["tests"]}
+    assert tests["test_02_breaks"]["blocked_by"] == "test_01_lists (deselected)"
+    assert {t["outcome"] for t in tests.values()} == {"blocked"}

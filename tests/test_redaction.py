@@ -138,3 +138,47 @@ def test_short_harvested_values_are_ignored_but_configured_ones_are_not():
     assert "abc" not in redactor.registry
     redactor.registry.add("abc", "configured")
     assert redactor.scrub_text("xabcx") == f"x{MASK}x"
+
+
+def test_registry_tiers_stay_few_and_cover_every_secret():
+    """Registering n secrets keeps O(log n) matchers (so a registration never recompiles them
+    all), and together they still cover every secret."""
+    redactor = Redactor()
+    values = [f"qnt_{i:04d}_" + "x" * 20 for i in range(300)]
+    for value in values:
+        redactor.registry.add(value, "node_token")
+        sizes = redactor.registry.tier_sizes()
+        assert sum(sizes) == len(redactor.registry)
+        assert len(sizes) <= len(redactor.registry).bit_length(), sizes
+    text = " ".join(values[::7])
+    assert redactor.scrub_text(text) == " ".join([MASK] * len(values[::7]))
+
+
+def test_overlapping_secrets_in_different_tiers_are_masked_whole():
+    """A secret inside another one, matched by another tier: the union of both matches is
+    masked, so no part of the longer secret survives."""
+    redactor = Redactor()
+    inner = "innersecret-0123456789"
+    outer = "qnt_prefix-" + inner + "-suffix"
+    for i in range(15):
+        redactor.registry.add(f"filler-secret-{i:02d}-abcdefgh")
+    redactor.registry.add(inner)
+    redactor.registry.add(outer)
+    assert len(redactor.registry.tier_sizes()) == 2
+    assert redactor.scrub_text(f"a {outer} b {inner} c") == f"a {MASK} b {MASK} c"
+    assert redactor.scrub_bytes(f"<{outer}>".encode()) == f"<{MASK}>".encode()
+    assert redactor.find_in_bytes(f"zz {outer}".encode()) in (outer, inner)
+
+
+@given(st.lists(secrets_st, min_size=17, max_size=31, unique=True), st.data())
+@settings(max_examples=40, deadline=None)
+def test_every_tier_scrubs_every_form(secrets_list, data):
+    redactor = Redactor()
+    for secret in secrets_list:
+        redactor.registry.add(secret, "test")
+    assert len(redactor.registry.tier_sizes()) >= 2
+    secret = data.draw(st.sampled_from(secrets_list))
+    for form in encoded_forms(secret):
+        assert not contains_any_form(redactor.scrub_text(f"<{form}>"), secret), form
+        assert not contains_any_form(
+            redactor.scrub_bytes(f"<{form}>".encode()).decode("utf-8", "replace"), secret), form

@@ -96,8 +96,12 @@ def test_run_cleans_up_after_failure_and_signals(tmp_path, reference, reference_
     assert qv_resources(reference, reference_key) == before == []
     assert container_processes(reference.data_dir) == []
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["outcome"] == "failed"
+    assert manifest["outcome"] == ("failed" if how == "fail" else "interrupted")
     assert not (tmp_path / "run" / "leftovers.json").exists()
+    outcomes = {t["name"]: t["outcome"] for t in
+                json.loads((tmp_path / "run" / "results.json").read_text())["tests"]}
+    assert outcomes == {"test_01_create_everything": "passed",
+                        "test_02_then": "failed" if how == "fail" else "not run"}
 
 
 def test_janitor_lists_and_deletes_only_stale_qv_resources(reference, reference_key):

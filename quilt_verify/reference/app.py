@@ -27,6 +27,7 @@ from .endpoints import Backend, build_routes
 from .errors import code_for, error_body
 from .event_stream import QUEUE_SIZE, Broker
 from .events import EventHook, Events, no_events
+from .hooks import ResponseHook, ResponseHookMiddleware
 from .middleware import MAX_BODY_BYTES, RequestContextMiddleware, request_id_of
 from .routes_events import EventStream
 from .runtime import ProcessRuntime
@@ -80,11 +81,13 @@ def create_app(
     data_dir: Path | None = None,
     sse_keepalive_s: float = SSE_KEEPALIVE_S,
     sse_queue_size: int = QUEUE_SIZE,
+    response_hook: ResponseHook | None = None,
 ) -> Starlette:
     """Build the Starlette app over an open store and runtime (both owned by the caller).
 
     Volumes live under `data_dir` (default: next to the runtime's container directories).
-    `app.state.broker.close()` ends every open event stream."""
+    `app.state.broker.close()` ends every open event stream. `response_hook` is for tests
+    only (see `hooks.py`)."""
     broker = Broker(sse_queue_size)
     events = Events(store, [broker.publish, on_event])
     backend = Backend(store=store, runtime=runtime, clock=clock, events=events,
@@ -96,7 +99,9 @@ def create_app(
         routes += build_routes(backend, module.SPECS)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)],
+        middleware=[*([Middleware(ResponseHookMiddleware, hook=response_hook)] if response_hook
+                      else []),
+                    Middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)],
         exception_handlers={HTTPException: http_error},
     )
     app.router.redirect_slashes = False

@@ -7,13 +7,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import posixpath
+import socket
 import sqlite3
 from typing import Any
 
 from .clock import iso8601
 from .errors import ApiError, conflict, invalid, not_found
 from .events import Emit
-from .runtime import ProcessRuntime, SpawnError
+from .runtime import ProcessRuntime
 from .tokens import new_id
 from .validation import Body, no_nul
 
@@ -82,7 +83,8 @@ def container_view(row: sqlite3.Row) -> dict[str, Any]:
 
 def allocate_ip(db: sqlite3.Connection) -> str:
     """The lowest free address of 10.42.0.0/16 from .2 upward among existing containers."""
-    used = {int(ipaddress.IPv4Address(row[0]))
+    # inet_aton parses ~10x faster than IPv4Address: this runs over every container per create.
+    used = {int.from_bytes(socket.inet_aton(row[0]), "big")
             for row in db.execute("SELECT ip_address FROM containers")}
     for candidate in range(IP_FIRST, IP_LAST + 1):
         if candidate not in used:
@@ -102,42 +104,54 @@ def announce(db: sqlite3.Connection, emit: Emit, container_id: str) -> sqlite3.R
     return row
 
 
-def create(db: sqlite3.Connection, runtime: ProcessRuntime, tenant_id: str, data: Any,
-           now: float, emit: Emit) -> dict[str, Any]:
-    """Create and start a container; the row is only written once the process runs."""
-    spec = parse_spec(data)
+def reserve(db: sqlite3.Connection, tenant_id: str, spec: dict[str, Any], now: float) -> str:
+    """Step 1 of create (in a transaction): claim the name and an address with a row in state
+    `created` and no pid; returns the new id. The process is started outside the transaction
+    (spawning takes milliseconds, and holding the store meanwhile stalls every request)."""
     taken = db.execute(
         "SELECT 1 FROM containers WHERE tenant_id = ? AND name = ?", (tenant_id, spec["name"])
     ).fetchone()
     if taken:
         raise conflict(f"container name already exists: {spec['name']}", "name")
     container_id = new_id()
-    ip_address = allocate_ip(db)
-    try:
-        pid = runtime.start(container_id, spec["command"], spec["working_directory"],
-                            spec["environment"])
-    except SpawnError as exc:
+    db.execute(
+        "INSERT INTO containers (id, tenant_id, name, image, command_json, environment_json,"
+        " labels_json, working_directory, memory_limit_mb, cpu_limit_percent, strict, state,"
+        " pid, ip_address, created_at, started_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'created', NULL, ?, ?, NULL)",
+        (
+            container_id, tenant_id, spec["name"], spec["image"],
+            None if spec["command"] is None else json.dumps(spec["command"]),
+            json.dumps(spec["environment"]), json.dumps(spec["labels"]),
+            spec["working_directory"], spec["memory_limit_mb"], spec["cpu_limit_percent"],
+            int(spec["strict"]), allocate_ip(db), now,
+        ),
+    )
+    return container_id
+
+
+def spawning(row: sqlite3.Row) -> bool:
+    """A row whose create request is still starting its process (see `reserve`)."""
+    return row["state"] == "created" and row["pid"] is None
+
+
+def started(db: sqlite3.Connection, runtime: ProcessRuntime, tenant_id: str, container_id: str,
+            pid: int, now: float, emit: Emit) -> dict[str, Any]:
+    """Step 3 of create (in a transaction): record the running process and announce it."""
+    changed = db.execute(
+        "UPDATE containers SET state = 'running', pid = ?, started_at = ? WHERE id = ?"
+        " AND pid IS NULL", (pid, now, container_id),
+    ).rowcount
+    if not changed:  # the reservation is gone (nothing deletes one, but never leak a process)
         runtime.discard(container_id)
-        raise invalid("command", str(exc)) from None
-    try:
-        db.execute(
-            "INSERT INTO containers (id, tenant_id, name, image, command_json, environment_json,"
-            " labels_json, working_directory, memory_limit_mb, cpu_limit_percent, strict, state,"
-            " pid, ip_address, created_at, started_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-            (
-                container_id, tenant_id, spec["name"], spec["image"],
-                None if spec["command"] is None else json.dumps(spec["command"]),
-                json.dumps(spec["environment"]), json.dumps(spec["labels"]),
-                spec["working_directory"], spec["memory_limit_mb"], spec["cpu_limit_percent"],
-                int(spec["strict"]), pid, ip_address, now, now,
-            ),
-        )
-    except BaseException:
-        runtime.discard(container_id)
-        raise
+        raise not_found("container", container_id)
     announce(db, emit, container_id)
     return container_view(refresh(db, runtime, row_for(db, tenant_id, container_id), now, emit))
+
+
+def unreserve(db: sqlite3.Connection, container_id: str) -> None:
+    """The process could not be started: the reservation goes (it was never announced)."""
+    db.execute("DELETE FROM containers WHERE id = ? AND pid IS NULL", (container_id,))
 
 
 def row_for(db: sqlite3.Connection, tenant_id: str, container_id: str) -> sqlite3.Row:
@@ -153,7 +167,7 @@ def row_for(db: sqlite3.Connection, tenant_id: str, container_id: str) -> sqlite
 def refresh(db: sqlite3.Connection, runtime: ProcessRuntime, row: sqlite3.Row,
             now: float, emit: Emit) -> sqlite3.Row:
     """Bring a live row in line with its process: `exited` (with exit code) once it ended."""
-    if row["state"] not in LIVE_STATES:
+    if row["state"] not in LIVE_STATES or spawning(row):
         return row
     status = runtime.poll(row["id"])
     if status is not None and status.running:

@@ -19,9 +19,24 @@ STOP_TIMEOUT_MAX_S = 60
 
 
 def create_container(call: Call) -> Reply:
+    """Reserve the name and address, start the process outside any transaction, then record
+    it running. Only the running container is announced; a failed start leaves nothing."""
+    spec = containers.parse_spec(call.json())
+    runtime = call.backend.runtime
     with call.tx() as db:
-        container = containers.create(db, call.backend.runtime, call.tenant_id, call.json(),
-                                      call.now_float(), call.emitter)
+        cid = containers.reserve(db, call.tenant_id, spec, call.now_float())
+    try:
+        pid = runtime.start(cid, spec["command"], spec["working_directory"], spec["environment"])
+    except BaseException as exc:
+        runtime.discard(cid)
+        with call.tx() as db:
+            containers.unreserve(db, cid)
+        if isinstance(exc, SpawnError):
+            raise invalid("command", str(exc)) from None
+        raise
+    with call.tx() as db:
+        container = containers.started(db, runtime, call.tenant_id, cid, pid, call.now_float(),
+                                       call.emitter)
     return Reply(201, container)
 
 
@@ -43,7 +58,10 @@ def delete_container(call: Call) -> Reply:
     """Answer only once the process is gone."""
     cid = call.params["id"]
     with call.tx() as db:
-        containers.row_for(db, call.tenant_id, cid)
+        row = containers.row_for(db, call.tenant_id, cid)
+        if containers.spawning(row):  # its create request is still starting the process
+            raise ApiError(409, "CONFLICT", "the container is still being created; retry",
+                           {"state": row["state"]})
     call.backend.runtime.discard(cid)
     with call.tx() as db:
         containers.delete_row(db, containers.row_for(db, call.tenant_id, cid), call.emitter)

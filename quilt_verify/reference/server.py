@@ -23,6 +23,7 @@ from .app import SSE_KEEPALIVE_S, create_app
 from .clock import Clock, system_clock
 from .event_stream import QUEUE_SIZE
 from .events import EventHook, no_events
+from .hooks import ResponseHook
 from .runtime import ProcessRuntime
 from .store import Store
 
@@ -65,6 +66,9 @@ class ReferenceServer:
     waits between SIGTERM and SIGKILL. Event streams (`GET /api/events`) send a keep-alive
     comment after `sse_keepalive_s` without events and buffer at most `sse_queue_size`
     events per slow client (the oldest are dropped beyond that).
+
+    `response_hook` is for tests only: it may rewrite any JSON answer to make the backend
+    misbehave on purpose (see `hooks.py`).
     """
 
     def __init__(
@@ -81,7 +85,9 @@ class ReferenceServer:
         stop_timeout: float = 2.0,
         sse_keepalive_s: float = SSE_KEEPALIVE_S,
         sse_queue_size: int = QUEUE_SIZE,
+        response_hook: ResponseHook | None = None,
     ) -> None:
+        self._response_hook = response_hook
         self._tenant_keys: dict[str, list[str]] = {tenancy.DEFAULT_TENANT: list(api_keys)}
         for name, keys in (tenants or {}).items():
             self._tenant_keys.setdefault(name, []).extend(keys)
@@ -159,7 +165,7 @@ class ReferenceServer:
         assert self._store is not None and self._runtime is not None
         app = create_app(self._store, self._runtime, clock=self._clock, on_event=self._on_event,
                          data_dir=self.data_dir, sse_keepalive_s=self._sse_keepalive_s,
-                         sse_queue_size=self._sse_queue_size)
+                         sse_queue_size=self._sse_queue_size, response_hook=self._response_hook)
         self._app = app
         self._socket = bind_listening_socket(self.host, self._requested_port)
         self._port = self._socket.getsockname()[1]
