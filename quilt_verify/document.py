@@ -62,15 +62,20 @@ def render(bundle: Bundle) -> str:
     add("")
     add(f"- Date: {run.get('started_at')} (finished {manifest.get('finished_at', '?')})")
     add(f"- Target: {run.get('target')} ({run.get('target_kind', 'external')})")
-    add(f"- Auth used: tenant `{run.get('auth_method')}`; agent routes with join and node tokens")
+    agent_used = any(c.exchanges for c in coverage.values() if c.endpoint.auth != "tenant"
+                     and c.endpoint.auth != "none")
+    add(f"- Auth used: tenant `{run.get('auth_method')}`"
+        + ("; agent routes with join and node tokens" if agent_used else ""))
+    if run.get("preflight") not in (None, "passed"):
+        add(f"- Preflight: **{run['preflight']}** (no suite ran)")
     if run.get("mode"):
         add(f"- Mode: {run['mode']}")
     gate = run.get("gate")
     if gate:
         add(f"- Release gate on {', '.join(gate['capabilities'])}: **{gate['verdict']}** "
             "(other capabilities are reported but do not fail the gate)")
-    add(f"- Outcome: **{manifest.get('outcome', '?')}** — {len(results)} behaviours: "
-        + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())))
+    add(f"- Outcome: **{manifest.get('outcome', '?')}** — {len(results)} behaviours"
+        + (": " + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) if results else ""))
     add(f"- Endpoints: {statuses['verified']} of {len(coverage)} in the catalogue verified, "
         f"{statuses['failed']} failed, {statuses['not exercised']} not exercised")
     findings = leak.get("findings") or []
@@ -80,14 +85,15 @@ def render(bundle: Bundle) -> str:
     add("")
 
     variants = run.get("variants") or {}
-    shown = {k: v for k, v in variants.items() if k in VARIANT_LABELS}
-    if shown:
+    shown = {k: v for k, v in variants.items() if not k.startswith(("list:", "object:"))}
+    if variants:
         add("## API variants the target used")
         add("")
         add("| question | variant seen |")
         add("|---|---|")
         for key, values in sorted(shown.items()):
-            add(f"| {VARIANT_LABELS[key]} | {', '.join(values)} |")
+            label = VARIANT_LABELS.get(key, key.replace("_", " "))
+            add(f"| {label} | {', '.join(values)} |")
         shapes = sorted(f"{k.split(':', 1)[1]}: {'/'.join(v)}" for k, v in variants.items()
                         if k.startswith(("list:", "object:")))
         if shapes:
