@@ -169,7 +169,7 @@ def test_runner_scale_with_a_child_backend_writes_json(tmp_path, capsys):
                         "--out", str(tmp_path), "--no-evidence"])
     out = capsys.readouterr().out
     assert code == 0, out
-    data = json.loads((tmp_path / "scale_2n_2r.json").read_text())
+    data = json.loads((tmp_path / "scale_2n_2r_noevidence.json").read_text())
     assert data["backend"]["kind"] == "subprocess" and data["backend"]["stop"]["exit_code"] == 0
     assert data["evidence"]["enabled"] is False and data["evidence"]["bytes"] == 0
     assert data["containers"]["stray_processes"] == 0
