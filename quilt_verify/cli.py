@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only runs older than this (90s, 30m, 6h, 2d; default 6h)")
     janitor.add_argument("--yes", action="store_true", help="delete; without it, only list")
 
+    sub.add_parser("bench", add_help=False,
+                   help="measure the suite itself: full run, evidence overhead, scale "
+                        "(from a checkout; quilt-verify bench --help)")
+
     behaviors = sub.add_parser("behaviors", help="print the behaviour catalogue of the suites")
     behaviors.add_argument("--format", choices=("yaml", "markdown"), default="yaml")
     behaviors.add_argument("--suites", metavar="DIR", help="suites folder (default ./suites)")
@@ -115,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        return cmd_bench(argv[1:])
     extra: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
@@ -418,3 +424,17 @@ def cmd_janitor(args: argparse.Namespace) -> int:
             return EXIT_OK
         failures = janitor.sweep(client, stale, older_than_s=older_than, now=now)
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def cmd_bench(bench_args: list[str]) -> int:
+    """``quilt-verify bench ARGS`` is ``python -m benchmarks ARGS`` (benchmarks/ is in the checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "benchmarks" / "runner.py").is_file():
+        print("quilt-verify: bench needs a source checkout (benchmarks/ next to quilt_verify/)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.runner import main as bench_main
+
+    return bench_main(bench_args, prog="quilt-verify bench")
