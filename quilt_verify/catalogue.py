@@ -70,8 +70,9 @@ ENDPOINTS: tuple[Endpoint, ...] = _from_contract()
 
 
 @cache
-def _compiled() -> list[tuple[re.Pattern[str], int, Endpoint]]:
-    out = []
+def _compiled() -> dict[str, list[tuple[re.Pattern[str], Endpoint]]]:
+    """Patterns per method, most literal segments first, so the first match is the best."""
+    by_method: dict[str, list[tuple[int, re.Pattern[str], Endpoint]]] = {}
     for ep in ENDPOINTS:
         parts, static = [], 0
         for seg in ep.template.strip("/").split("/"):
@@ -82,8 +83,10 @@ def _compiled() -> list[tuple[re.Pattern[str], int, Endpoint]]:
             else:
                 parts.append(re.escape(seg))
                 static += 1
-        out.append((re.compile("^/" + "/".join(parts) + "$"), static, ep))
-    return out
+        pattern = re.compile("^/" + "/".join(parts) + "$")
+        by_method.setdefault(ep.method, []).append((static, pattern, ep))
+    return {method: [(p, ep) for _, p, ep in sorted(entries, key=lambda e: -e[0])]
+            for method, entries in by_method.items()}
 
 
 def match(method: str, url_or_path: str) -> Endpoint | None:
@@ -91,12 +94,10 @@ def match(method: str, url_or_path: str) -> Endpoint | None:
     path = urlsplit(url_or_path).path or "/"
     if len(path) > 1:
         path = path.rstrip("/")
-    best: tuple[int, Endpoint] | None = None
-    for pattern, static, ep in _compiled():
-        if ep.method == method.upper() and pattern.match(path):
-            if best is None or static > best[0]:
-                best = (static, ep)
-    return best[1] if best else None
+    for pattern, ep in _compiled().get(method.upper(), ()):
+        if pattern.match(path):
+            return ep
+    return None
 
 
 def by_capability() -> dict[str, list[Endpoint]]:

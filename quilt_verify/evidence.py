@@ -108,7 +108,7 @@ class Recorder:
         response_body = _decode_body(ex.response_body)
         for body in (request_body, response_body):
             if body.get("json") is not None:
-                r.harvest_json(body["json"])
+                body["harvested_all"] = r.harvest_json(body["json"])
         line = {
             "kind": "exchange",
             "test": self.current_test,
@@ -286,6 +286,8 @@ def _decode_body(raw: bytes | None) -> dict[str, Any]:
     info: dict[str, Any] = {"size": len(raw)}
     try:
         info["json"] = json.loads(raw)
+        if len(raw) > MAX_INLINE_BODY:
+            info["raw"] = raw
         return info
     except ValueError:
         pass
@@ -296,7 +298,11 @@ def _decode_body(raw: bytes | None) -> dict[str, Any]:
 def _redact_body(r: Redactor, body: dict[str, Any]) -> Any:
     if body["size"] == 0:
         return None
-    if "json" in body:
+    if "raw" in body and body.get("harvested_all"):
+        # A large JSON body is kept truncated anyway: scrubbing its text (every sensitive
+        # field's value is registered) spares a redacted copy and a second serialization.
+        text = r.scrub_text(body["raw"].decode("utf-8", errors="replace"))
+    elif "json" in body:
         value = r.redact_json(body["json"])
         text = json.dumps(value, ensure_ascii=False)
         if len(text) <= MAX_INLINE_BODY:

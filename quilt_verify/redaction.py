@@ -298,8 +298,13 @@ class Redactor:
                     self.registry.add(rest.strip(), f"header:{name.lower()}")
                 self.registry.add(value, f"header:{name.lower()}")
 
-    def harvest_json(self, obj: Any) -> None:
-        """Register every string (or number) value found under a sensitive field name."""
+    def harvest_json(self, obj: Any) -> bool:
+        """Register every string (or number) value found under a sensitive field name.
+
+        Returns True when every such value is now registered, so scrubbing the raw text is as
+        good as masking the fields; False when one was too short to register.
+        """
+        complete = True
         stack = [obj]
         while stack:
             item = stack.pop()
@@ -308,9 +313,11 @@ class Redactor:
                     if isinstance(key, str) and is_sensitive_field(key):
                         for leaf in _leaves(value):
                             self.registry.add(str(leaf), f"field:{key}", force=False)
+                            complete = complete and str(leaf) in self.registry
                     stack.append(value)
             elif isinstance(item, list):
                 stack.extend(item)
+        return complete
 
     # -- scrubbing ----------------------------------------------------------------------------
     def scrub_text(self, text: str) -> str:

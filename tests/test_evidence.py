@@ -119,3 +119,25 @@ def test_leak_scan_finds_raw_url_and_base64_forms_and_fails_the_run(tmp_path):
             text = path.read_text()
             assert API_KEY not in text and NODE_TOKEN not in text
     assert verify_manifest(run) == []
+
+
+def test_large_bodies_are_truncated_and_still_redacted(tmp_path):
+    from quilt_verify.evidence import MAX_INLINE_BODY
+
+    rec = make_recorder(tmp_path)
+    rec.begin_test("suites/test_x.py::test_big")
+    filler = "x" * (MAX_INLINE_BODY + 10)
+    long_secret = "qnt_" + "s" * 30
+    # one large body whose sensitive values are long (registered, scrubbed from the raw text)
+    # and one with a short sensitive value (too short to register: fields are masked instead)
+    for token in (long_secret, "abc"):
+        body = json.dumps({"node_token": token, "filler": filler, "echo": f"t={token}"}).encode()
+        rec(exchange(response_body=body))
+    rec.close_files()
+    lines = read_lines(tmp_path / "run" / evidence_name("suites/test_x.py::test_big"))
+    for line in lines:
+        body = line["response"]["body"]
+        assert body["truncated"] is True and body["bytes"] > MAX_INLINE_BODY
+    assert long_secret not in lines[0]["response"]["body"]["head"]
+    assert '"node_token": "[REDACTED]"' in lines[0]["response"]["body"]["head"]
+    assert '"abc"' not in lines[1]["response"]["body"]["head"]
