@@ -105,3 +105,14 @@ def by_capability() -> dict[str, list[Endpoint]]:
     for ep in ENDPOINTS:
         grouped[ep.capability].append(ep)
     return grouped
+
+
+def parse_gate(value: str | None) -> list[str]:
+    if not value:
+        return []
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in CAPABILITY_TITLES]
+    if unknown:
+        raise ValueError(f"unknown capability {', '.join(unknown)} in --gate "
+                                  f"(known: {', '.join(CAPABILITY_TITLES)})")
+    return names

@@ -213,14 +213,17 @@ def _early_checks(args: argparse.Namespace) -> int | None:
     """Settle what can be settled before pytest starts, each failure in one line: settings
     (exit 2), and for an external target whether it is a Quilt backend that accepts the
     credential (exit 3). The plugin checks again (and records it) for direct pytest use."""
+    from quilt_verify.catalogue import parse_gate
     from quilt_verify.client import QuiltClient
-    from quilt_verify.plugin import parse_gate
     from quilt_verify.preflight import PreflightFailure, preflight
     from quilt_verify.signing import load_private
 
     try:
         cfg = qconfig.resolve(report_dir=args.report_dir)
-        parse_gate(args.gate)
+        try:
+            parse_gate(args.gate)
+        except ValueError as exc:
+            raise qconfig.ConfigError(str(exc)) from None
         key_path = args.signing_key or os.environ.get("QUILT_VERIFY_SIGNING_KEY")
         if key_path:
             load_private(Path(key_path))

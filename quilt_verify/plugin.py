@@ -17,18 +17,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from quilt_verify import config as qconfig
-from quilt_verify.agent import SimulatedAgent
+from quilt_verify import fixtures
 from quilt_verify.behaviors import behavior_id, must_sentences
-from quilt_verify.catalogue import CAPABILITY_TITLES
+from quilt_verify.catalogue import parse_gate
 from quilt_verify.client import QuiltClient, Throttle
 from quilt_verify.document import render_run
 from quilt_verify.evidence import Recorder, evidence_name
+from quilt_verify.fixtures import PLUGIN_NAME
 from quilt_verify.junit import junit_xml
 from quilt_verify.ledger import Ledger
 from quilt_verify.naming import Names
@@ -37,7 +37,6 @@ from quilt_verify.redaction import Redactor
 from quilt_verify.schema import SchemaChecker, format_violations
 from quilt_verify.signing import SigningError, fingerprint, load_private, sign_manifest
 
-PLUGIN_NAME = "quilt-verify-run"
 QUILT_FIXTURES = frozenset({"quilt", "quilt_run", "quilt_config", "quilt_recorder",
                             "quilt_ledger", "quilt_names", "make_agent", "step",
                             "register_secret", "quilt_tenant_b"})
@@ -89,6 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "standard or full (unmarked: full)")
     run = QuiltRun(config)
     config.pluginmanager.register(run, PLUGIN_NAME)
+    config.pluginmanager.register(fixtures, PLUGIN_NAME + "-fixtures")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistBridge(run), PLUGIN_NAME + "-xdist")
 
@@ -190,7 +190,10 @@ class QuiltRun:
             run_dir = cfg.report_dir or (self.config.rootpath / "reports" / cfg.run_id)
             if shared is None and run_dir.exists() and any(run_dir.iterdir()):
                 raise qconfig.ConfigError(f"report folder {run_dir} is not empty")
-            self.gate = parse_gate(opt.quilt_gate)
+            try:
+                self.gate = parse_gate(opt.quilt_gate)
+            except ValueError as exc:
+                raise qconfig.ConfigError(str(exc)) from None
             key_path = opt.quilt_signing_key or os.environ.get(ENV_SIGNING_KEY)
             if key_path:
                 if Path(key_path).resolve().is_relative_to(run_dir.resolve()):
@@ -570,17 +573,6 @@ class _XdistBridge:
         self.run.merge_worker(getattr(node, "workeroutput", {}).get("quilt"))
 
 
-def parse_gate(value: str | None) -> list[str]:
-    if not value:
-        return []
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [n for n in names if n not in CAPABILITY_TITLES]
-    if unknown:
-        raise qconfig.ConfigError(f"unknown capability {', '.join(unknown)} in --gate "
-                                  f"(known: {', '.join(CAPABILITY_TITLES)})")
-    return names
-
-
 def item_mode(item: pytest.Item) -> str:
     marker = item.get_closest_marker("mode")
     mode = str(marker.args[0]) if marker and marker.args else "full"
@@ -611,87 +603,3 @@ def _failure_line(report: pytest.TestReport) -> str:
         if line.startswith("E "):
             return line[2:].strip()[:500]
     return (text[-1] if text else "")[:500]
-
-
-# -- fixtures ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def quilt_run(request: pytest.FixtureRequest) -> QuiltRun:
-    run: QuiltRun = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
-    run.start()
-    return run
-
-
-@pytest.fixture(scope="session")
-def quilt(quilt_run: QuiltRun) -> QuiltClient:
-    """The tenant client, recording into the run's evidence."""
-    assert quilt_run.client is not None
-    return quilt_run.client
-
-
-@pytest.fixture(scope="session")
-def quilt_tenant_b(quilt_run: QuiltRun) -> QuiltClient:
-    """A client for a second tenant (``--quilt-api-key-2``); the test is skipped without one."""
-    assert quilt_run.client is not None and quilt_run.cfg is not None
-    if quilt_run.cfg.api_key_2 is None:
-        pytest.skip(f"no second tenant key: give --quilt-api-key-2 or {qconfig.ENV_API_KEY_2}")
-    return quilt_run.client.with_credentials(api_key=quilt_run.cfg.api_key_2)
-
-
-@pytest.fixture(scope="session")
-def quilt_config(quilt_run: QuiltRun) -> qconfig.Config:
-    assert quilt_run.cfg is not None
-    return quilt_run.cfg
-
-
-@pytest.fixture(scope="session")
-def quilt_recorder(quilt_run: QuiltRun) -> Recorder:
-    assert quilt_run.recorder is not None
-    return quilt_run.recorder
-
-
-@pytest.fixture(scope="session")
-def quilt_ledger(quilt_run: QuiltRun) -> Ledger:
-    return quilt_run.ledger
-
-
-@pytest.fixture(scope="session")
-def quilt_names(quilt_run: QuiltRun) -> Names:
-    assert quilt_run.names is not None
-    return quilt_run.names
-
-
-@pytest.fixture
-def step(quilt_recorder: Recorder) -> Callable[[str], None]:
-    """Narrate a step (``step("creating a workload with 3 replicas")``) into the evidence."""
-    return quilt_recorder.step
-
-
-@pytest.fixture(scope="session")
-def register_secret(quilt_run: QuiltRun) -> Callable[[str, str], None]:
-    """Register a secret the run obtained (a created API key, a token) for redaction."""
-
-    def register(value: str, label: str = "secret") -> None:
-        quilt_run.redactor.registry.add(value, label)
-
-    return register
-
-
-@pytest.fixture(scope="module")
-def session_state() -> SimpleNamespace:
-    """State carried from one step of an ordered session to the next."""
-    return SimpleNamespace()
-
-
-@pytest.fixture(scope="session")
-def make_agent(quilt_run: QuiltRun) -> Callable[..., SimulatedAgent]:
-    """Build a simulated node agent whose secrets are registered and whose resources are ledgered."""
-
-    def factory(cluster_id: str, name: str, **kwargs: Any) -> SimulatedAgent:
-        assert quilt_run.client is not None
-        return SimulatedAgent(
-            quilt_run.client, cluster_id, name, ledger=quilt_run.ledger,
-            on_secret=lambda value, label: quilt_run.redactor.registry.add(value, label),
-            **kwargs,
-        )
-
-    return factory
