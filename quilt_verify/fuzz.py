@@ -34,7 +34,7 @@ from hypothesis.strategies import SearchStrategy
 from quilt_verify import contract
 from quilt_verify.client import Exchange, QuiltClient
 from quilt_verify.errors import QuiltAPIError, QuiltTransportError
-from quilt_verify.schema import check_exchange
+from quilt_verify.schema import check_exchange, json_type
 
 ENV_EXAMPLES = "QUILT_FUZZ_EXAMPLES"
 ENV_SEED = "QUILT_FUZZ_SEED"
@@ -193,18 +193,6 @@ _WRONG = {"string": "qv", "integer": 7, "number": 1.5, "boolean": True, "array":
           "null": None}
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "object")
-
-
 def _wrong_values(schema: Mapping[str, Any]) -> list[Any]:
     """Values of a JSON type the schema does not allow (at most two)."""
     if "const" in schema or "enum" in schema or "oneOf" in schema or "anyOf" in schema:
@@ -252,7 +240,7 @@ def mutations(schema: Any, body: Any) -> list[Payload]:
                 continue  # free-form (e.g. a map's entries): no type to get wrong
             field = contract.resolve(props[key])
             for value in _wrong_values(field):
-                out.append(Payload(f"`{key}` of the wrong type ({_json_type(value)})",
+                out.append(Payload(f"`{key}` of the wrong type ({json_type(value)})",
                                    {**body, key: value}))
             for what, value in _out_of_range(field):
                 out.append(Payload(f"`{key}` {what}", {**body, key: value}))

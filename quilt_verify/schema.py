@@ -206,7 +206,8 @@ def _field(parts: Iterable[Any]) -> str:
     return text or "body"
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded value."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -255,7 +256,7 @@ def _explain(error: ValidationError, masked: str | None = None) -> Iterator[tupl
     elif kind == "type":
         wanted = error.validator_value
         wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
-        yield where, (f"`{name}` must be {wanted}, got {_json_type(error.instance)} "
+        yield where, (f"`{name}` must be {wanted}, got {json_type(error.instance)} "
                       f"{_short(error.instance)}")
     elif kind in ("enum", "const"):
         allowed = error.validator_value if kind == "enum" else [error.validator_value]
