@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", metavar="KEY",
                        help="tenant API key to accept (default: a random one, printed once)")
     serve.add_argument("--db", metavar="PATH", help="SQLite file to persist state in")
+    serve.add_argument("--fault", metavar="NAME", action="append", default=[],
+                       help="turn on a deliberate contract violation (repeatable; "
+                            "--fault list names them all)")
     return parser
 
 
@@ -264,8 +267,18 @@ class _ConfigProbe:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from quilt_verify.reference import faults
     from quilt_verify.reference.server import serve_forever
 
+    if "list" in args.fault:
+        for fault in faults.CATALOGUE:
+            print(f"{fault.name}\t{fault.capability}\t{fault.description}")
+        return EXIT_OK
+    try:
+        faults.parse(args.fault)
+    except faults.UnknownFault as exc:
+        print(f"quilt-verify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if not 0 <= args.port < 65536:
         print(f"quilt-verify: port {args.port} is out of range", file=sys.stderr)
         return EXIT_USAGE
@@ -275,9 +288,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not args.api_key:
             print(f"generated API key (shown once): {key}", flush=True)
         print(f"reference backend listening on {url} (Ctrl-C stops it)", flush=True)
+        if args.fault:
+            print(f"FAULTS ON (deliberately broken): {', '.join(args.fault)}", flush=True)
 
     try:
-        serve_forever(args.host, args.port, [key], args.db, on_ready=ready)
+        serve_forever(args.host, args.port, [key], args.db, on_ready=ready, faults=args.fault)
     except OSError as exc:
         print(f"quilt-verify: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
               file=sys.stderr)

@@ -7,6 +7,7 @@ Ordered: each step builds on the previous one; a failed step blocks the rest of 
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections import Counter
 from typing import Any
@@ -145,11 +146,13 @@ def test_03_register_two_nodes(quilt, make_agent, quilt_names, session_state, st
 
 def test_04_heartbeat_ready(quilt, session_state, step):
     """After a heartbeat with state `ready`, the tenant view MUST show each node `ready` with a
-    recorded last heartbeat."""
+    recorded last heartbeat; the heartbeat answer MUST NOT echo the node token."""
     s = session_state
     for agent in s.agents.values():
         step(f"heartbeat ready from {agent.name}")
-        agent.heartbeat("ready")
+        answer = agent.heartbeat("ready")
+        assert agent.node_token not in json.dumps(answer, default=str), (
+            f"the heartbeat answer of {agent.name} echoes its node token")
     for agent in s.agents.values():
         node = quilt.get_node(s.cluster_id, agent.node_id)
         assert node.get("state") == "ready", f"node {agent.name} is {node.get('state')!r}"

@@ -181,7 +181,7 @@ def test_malformed_credentials_are_refused_everywhere(quilt, step):
 def test_revoked_api_key_is_refused_everywhere(quilt, quilt_names, quilt_ledger,
                                                register_secret, step):
     """A key that worked MUST answer 401 with a JSON error body on every tenant route once it
-    has been deleted."""
+    has been deleted, and the refusal MUST NOT echo the key."""
     name = quilt_names.make("neg-revoked-key")
     step(f"creating API key {name} and checking that it works")
     created = quilt.create_api_key(name)
@@ -199,6 +199,9 @@ def test_revoked_api_key_is_refused_everywhere(quilt, quilt_names, quilt_ledger,
     step("calling every tenant route with the deleted key")
     refuse_everywhere(findings, as_key, UNAUTHORIZED, "deleted key")
     findings.assert_none("tenant routes called with a deleted key")
+    step("checking that the refusal does not echo the key")
+    refused = expect_status(as_key.list_clusters, 401)
+    assert secret not in json.dumps(refused.body, default=str), "the 401 body echoes the API key"
 
 
 # -- agent credentials ---------------------------------------------------------------------------------

@@ -59,3 +59,15 @@ def container_processes(data_dir) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The mutation score of the fault self-test (tests/test_faults.py), when it ran."""
+    module = sys.modules.get("tests.test_faults")
+    score = getattr(module, "SCORE", None)
+    if score:
+        caught = sorted(name for name, ok in score.items() if ok)
+        missed = sorted(name for name, ok in score.items() if not ok)
+        terminalreporter.write_sep("-", "fault catalogue")
+        terminalreporter.write_line(f"fault score: {len(caught)}/{len(score)} faults caught"
+                                    + (f"; missed: {', '.join(missed)}" if missed else ""))

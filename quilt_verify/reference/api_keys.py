@@ -8,8 +8,10 @@ the server are listed too, named `bootstrap`. Timestamps are integer Unix second
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
+from . import faults
 from .errors import not_found
 from .tokens import display_prefix, hash_secret, new_id, new_secret
 from .validation import Body
@@ -20,6 +22,12 @@ SCOPE_TYPE = "full"
 
 
 def key_view(row: sqlite3.Row) -> dict[str, Any]:
+    if faults.on("key-list-shows-full-key"):
+        shown = faults.active().memory.get("api_keys", {}).get(row["id"])
+        if shown:
+            return {"id": row["id"], "name": row["name"], "prefix": row["prefix"], "key": shown,
+                    "scope_type": SCOPE_TYPE, "created_at": row["created_at"],
+                    "last_used_at": row["last_used_at"]}
     return {
         "id": row["id"],
         "name": row["name"],
@@ -47,14 +55,21 @@ def create(db: sqlite3.Connection, tenant_id: str, data: Any, now: int) -> dict[
         " VALUES (?, ?, ?, ?, ?, ?)",
         (key_id, tenant_id, name, hash_secret(secret), display_prefix(secret), now),
     )
+    if faults.on("key-list-shows-full-key"):
+        faults.active().memory.setdefault("api_keys", {})[key_id] = secret
     view = key_view(db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone())
     del view["last_used_at"]
     return {**view, "key": secret}
 
 
 def delete(db: sqlite3.Connection, tenant_id: str, key_id: str) -> None:
-    removed = db.execute(
-        "DELETE FROM api_keys WHERE id = ? AND tenant_id = ?", (key_id, tenant_id)
-    ).rowcount
+    if faults.on("deleted-key-still-authenticates"):  # a soft delete the auth check ignores
+        removed = db.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND tenant_id = ?"
+            " AND revoked_at IS NULL", (int(time.time()), key_id, tenant_id)).rowcount
+    else:
+        removed = db.execute(
+            "DELETE FROM api_keys WHERE id = ? AND tenant_id = ?", (key_id, tenant_id)
+        ).rowcount
     if not removed:
         raise not_found("api key", key_id)

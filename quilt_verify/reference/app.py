@@ -27,6 +27,7 @@ from .endpoints import Backend, build_routes
 from .errors import code_for, error_body
 from .event_stream import QUEUE_SIZE, Broker
 from .events import EventHook, Events, no_events
+from .faults import FaultMiddleware, Faults
 from .hooks import ResponseHook, ResponseHookMiddleware
 from .middleware import MAX_BODY_BYTES, RequestContextMiddleware, request_id_of
 from .routes_events import EventStream
@@ -82,12 +83,13 @@ def create_app(
     sse_keepalive_s: float = SSE_KEEPALIVE_S,
     sse_queue_size: int = QUEUE_SIZE,
     response_hook: ResponseHook | None = None,
+    faults: Faults | None = None,
 ) -> Starlette:
     """Build the Starlette app over an open store and runtime (both owned by the caller).
 
     Volumes live under `data_dir` (default: next to the runtime's container directories).
     `app.state.broker.close()` ends every open event stream. `response_hook` is for tests
-    only (see `hooks.py`)."""
+    only (see `hooks.py`); `faults` turns deliberate contract violations on (see `faults.py`)."""
     broker = Broker(sse_queue_size)
     events = Events(store, [broker.publish, on_event])
     backend = Backend(store=store, runtime=runtime, clock=clock, events=events,
@@ -99,7 +101,9 @@ def create_app(
         routes += build_routes(backend, module.SPECS)
     app = Starlette(
         routes=routes,
-        middleware=[*([Middleware(ResponseHookMiddleware, hook=response_hook)] if response_hook
+        middleware=[*([Middleware(FaultMiddleware, faults=faults)] if faults and faults.names
+                      else []),
+                    *([Middleware(ResponseHookMiddleware, hook=response_hook)] if response_hook
                       else []),
                     Middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)],
         exception_handlers={HTTPException: http_error},

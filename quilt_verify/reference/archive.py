@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import volume_files, volume_paths
+from . import faults, volume_files, volume_paths
 from .errors import ApiError, invalid
 from .validation import Body
 
@@ -53,6 +53,8 @@ def plan(archive: tarfile.TarFile, root: Path, base: list[str], strip: int) -> l
             raise refuse(name, "is absolute or contains a backslash")
         parts = name.split("/")
         if ".." in parts:
+            if faults.on("archive-accepts-dotdot"):
+                continue
             raise refuse(name, "contains '..'")
         if member.issym() or member.islnk():
             raise refuse(name, "is a link (links are not extracted)")
@@ -99,6 +101,8 @@ def extract(root: Path, data: Any) -> dict[str, Any]:
                             controls=True) or "/"
     base = volume_paths.from_text(base_text)
     strip = body.integer("strip_components", 0, STRIP_MAX) or 0
+    if faults.on("archive-ignores-strip-components"):
+        strip = 0
     try:
         archive = tarfile.open(fileobj=io.BytesIO(content), mode="r:*")
         entries = plan(archive, root, base, strip)  # reads every header: all errors surface

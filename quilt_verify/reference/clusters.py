@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from . import faults
 from .cidr import parse_ipv4_network
 from .errors import conflict, invalid, not_found
 from .tokens import new_id
@@ -49,7 +50,8 @@ def create_cluster(db: sqlite3.Connection, tenant_id: str, data: Any, now: int) 
         "SELECT 1 FROM clusters WHERE tenant_id = ? AND name = ?", (tenant_id, name)
     ).fetchone()
     if taken:
-        raise conflict(f"cluster name already exists: {name}", "name")
+        if not faults.on("duplicate-cluster-name-accepted"):
+            raise conflict(f"cluster name already exists: {name}", "name")
     cluster_id = new_id()
     db.execute(
         "INSERT INTO clusters (id, tenant_id, name, pod_cidr, node_cidr_prefix, created_at)"

@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from . import join_tokens
+from . import faults, join_tokens
 from .cidr import lowest_free_subnet
 from .errors import conflict, not_found, unauthorized
 from .tokens import NODE_TOKEN_PREFIX, display_prefix, hash_secret, new_id, new_secret, same_hash
@@ -162,8 +162,8 @@ def authenticate(db: sqlite3.Connection, cluster_id: str, node_id: str,
     if (
         row is None
         or not same_hash(row["token_hash"], digest)
-        or row["revoked_at"] is not None
-        or row["state"] == "deleted"
+        or (not faults.on("deleted-node-token-accepted")
+            and (row["revoked_at"] is not None or row["state"] == "deleted"))
     ):
         raise unauthorized("invalid or revoked node token", NODE_HINT)
     return row

@@ -3,7 +3,7 @@ node token of exactly the node in the path."""
 
 from __future__ import annotations
 
-from . import join_tokens, nodes, workloads
+from . import faults, join_tokens, nodes, workloads
 from .endpoints import Auth, Call, Reply, Spec
 from .validation import Body
 
@@ -33,6 +33,9 @@ def heartbeat(call: Call) -> Reply:
         if after is not None and after != before:  # only state changes are events
             call.emit("node_update", nodes.node_event(call.params["cid"], nid, after,
                                                       "heartbeat"))
+    if faults.on("heartbeat-echoes-node-token"):
+        token = faults.active().leak(call.headers.get("x-quilt-node-token", ""))
+        return Reply(200, {**SUCCESS, "debug_info": {"auth": token, "node": nid}})
     return Reply(200, SUCCESS)
 
 

@@ -6,10 +6,10 @@ import json
 import posixpath
 import re
 
-from . import container_network, containers, logfile, procfs
+from . import container_network, containers, faults, logfile, procfs
 from .clock import iso8601
 from .endpoints import Auth, Call, Reply, Spec
-from .errors import invalid
+from .errors import ApiError, invalid
 from .routes_containers import current_row, require_running, state_conflict
 from .runtime import SpawnError
 from .validation import Body, no_nul
@@ -35,8 +35,10 @@ def logs(call: Call) -> Reply:
     runtime = call.backend.runtime
     if row["state"] not in containers.LIVE_STATES:
         runtime.wait_output(row["id"])  # the last lines of an ended process are in the log
-    return Reply(200, {"container_id": row["id"],
-                       "logs": logfile.tail(runtime.log_path(row["id"]), limit)})
+    records = logfile.tail(runtime.log_path(row["id"]), limit)
+    if faults.on("logs-drop-stderr"):
+        records = [r for r in records if r["stream"] != "stderr"]
+    return Reply(200, {"container_id": row["id"], "logs": records})
 
 
 def exec_command(call: Call) -> Reply:
@@ -60,7 +62,8 @@ def exec_command(call: Call) -> Reply:
                                            timeout_ms / 1000)
     except SpawnError as exc:
         raise invalid("workdir", str(exc)) from None
-    return Reply(200, {"container_id": row["id"], "exit_code": result.exit_code,
+    exit_code = 0 if faults.on("exec-exit-code-always-zero") else result.exit_code
+    return Reply(200, {"container_id": row["id"], "exit_code": exit_code,
                        "stdout": result.stdout, "stderr": result.stderr,
                        "execution_time_ms": result.execution_time_ms,
                        "timed_out": result.timed_out})
@@ -105,7 +108,11 @@ def remove_route(call: Call) -> Reply:
     destination = container_network.destination_of(call.json(), dict(call.query))
     with call.tx() as db:
         row = containers.row_for(db, call.tenant_id, call.params["id"])
-        container_network.remove_route(db, row["id"], destination)
+        try:
+            container_network.remove_route(db, row["id"], destination)
+        except ApiError as err:
+            if not (faults.on("route-delete-absent-200") and err.status == 404):
+                raise
     return Reply(200, {"success": True, "message": f"Route {destination} removed"})
 
 

@@ -8,7 +8,7 @@ import json
 import sqlite3
 from typing import Any
 
-from . import containers
+from . import containers, faults
 from .endpoints import Auth, Call, Reply, Spec
 from .errors import ApiError, invalid
 from .runtime import SpawnError
@@ -108,6 +108,8 @@ def stop_container(call: Call) -> Reply:
 def kill_container(call: Call) -> Reply:
     Body(call.json(default={}))
     row = require_running(call, "kill")
+    if faults.on("kill-leaves-running"):
+        return Reply(200, {"success": True})
     return _stopped(call, row, call.backend.runtime.kill(row["id"]))
 
 

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from . import tenancy
+from . import faults, tenancy
 from .clock import iso8601, unix_seconds
 from .endpoints import TENANT_HINT, Backend, api_key_of
 from .errors import ApiError
@@ -79,8 +79,10 @@ class EventStream:
         if scope["method"] == "HEAD":
             await send({"type": "http.response.body", "body": b""})
             return
-        subscriber = self.broker.subscribe(tenant_id,
-                                           request.query_params.get("container_id") or None)
+        only = request.query_params.get("container_id") or None
+        if faults.on("events-ignore-container-filter"):
+            only = None
+        subscriber = self.broker.subscribe(tenant_id, only)
         try:
             ready = {"tenant_id": tenant_id, "at": iso8601(self.backend.clock())}
             await send({"type": "http.response.body", "body": named("ready", ready),
@@ -96,21 +98,29 @@ class EventStream:
         """Send events until the broker closes (True) or the client leaves (False)."""
         disconnect = asyncio.ensure_future(wait_for_disconnect(receive))
         getter: asyncio.Future[Item] | None = None
+        swap = faults.on("events-out-of-order")
+        held: Item | None = None  # with the fault: the first event of a pair, sent second
         try:
             while True:
                 if getter is None:
                     getter = asyncio.ensure_future(subscriber.queue.get())
-                done, _ = await asyncio.wait({getter, disconnect}, timeout=self.keepalive_s,
+                done, _ = await asyncio.wait({getter, disconnect},
+                                             timeout=0.2 if held else self.keepalive_s,
                                              return_when=asyncio.FIRST_COMPLETED)
                 if disconnect in done:
                     return False
                 if getter not in done:
-                    chunk = b": keep-alive\n\n"
+                    chunk = frame(held) if held else b": keep-alive\n\n"
+                    held = None
                 else:
                     item, getter = getter.result(), None
                     if item is CLOSE:
                         return True
-                    chunk = frame(item)
+                    if swap and held is None:
+                        held = item
+                        continue
+                    chunk = frame(item) + (frame(held) if held else b"")
+                    held = None
                     dropped = subscriber.take_dropped()
                     if dropped:
                         chunk = named("events_dropped", {"dropped": dropped}) + chunk

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import faults
 from .tokens import new_id
 from .workloads import placement_event
 
@@ -66,8 +67,8 @@ class Plan:
 
 def eligible_nodes(nodes: list[NodeInfo]) -> list[NodeInfo]:
     """Nodes that may receive work, in scheduling order."""
-    return sorted((n for n in nodes if n.state in ELIGIBLE_STATES),
-                  key=lambda n: (n.created_at, n.seq))
+    states = ELIGIBLE_STATES | ({"draining"} if faults.on("drain-ignored-by-reconcile") else set())
+    return sorted((n for n in nodes if n.state in states), key=lambda n: (n.created_at, n.seq))
 
 
 def plan(workloads: list[WorkloadInfo], placements: list[PlacementInfo],
@@ -76,18 +77,20 @@ def plan(workloads: list[WorkloadInfo], placements: list[PlacementInfo],
     result = Plan()
     eligible = eligible_nodes(nodes)
     eligible_ids = {n.id for n in eligible}
+    spread = eligible[:-1] if faults.on("round-robin-skips-last-node") and len(eligible) > 1 \
+        else eligible
     by_workload: dict[str, dict[int, PlacementInfo]] = {}
     for placement in placements:
         by_workload.setdefault(placement.workload_id, {})[placement.replica_index] = placement
     for workload in workloads:
         current = by_workload.get(workload.id, {})
         for index in sorted(current):
-            if index >= workload.replicas:
+            if index >= workload.replicas and not faults.on("scale-down-keeps-high-indices"):
                 result.deletes.append(current[index].id)
         if not eligible:
             continue
         for index in range(workload.replicas):
-            target = eligible[index % len(eligible)].id
+            target = spread[index % len(spread)].id
             existing = current.get(index)
             if existing is None:
                 result.creates.append((workload.id, index, target))
@@ -138,9 +141,11 @@ def reconcile_cluster(db: sqlite3.Connection, cluster_id: str, now: int,
              now),
         )
         report("created", placement_event(_placement(db, placement_id), "created"))
+    reset = "" if faults.on("reschedule-keeps-running") else \
+        " state = 'assigned', container_id = NULL,"
     for move in result.moves:
         db.execute(
-            "UPDATE placements SET node_id = ?, state = 'assigned', container_id = NULL,"
+            f"UPDATE placements SET node_id = ?,{reset}"
             " message = ?, updated_at = ? WHERE id = ?",
             (move.to_node, f"rescheduled from node {move.from_node}", now, move.placement_id),
         )

@@ -23,6 +23,7 @@ from .app import SSE_KEEPALIVE_S, create_app
 from .clock import Clock, system_clock
 from .event_stream import QUEUE_SIZE
 from .events import EventHook, no_events
+from .faults import Faults, parse
 from .hooks import ResponseHook
 from .runtime import ProcessRuntime
 from .store import Store
@@ -68,7 +69,9 @@ class ReferenceServer:
     events per slow client (the oldest are dropped beyond that).
 
     `response_hook` is for tests only: it may rewrite any JSON answer to make the backend
-    misbehave on purpose (see `hooks.py`).
+    misbehave on purpose (see `hooks.py`). `faults` names deliberate contract violations to
+    turn on (see `faults.py`; an unknown name raises `faults.UnknownFault`, a ValueError);
+    `self.faults.leaked` lists the secrets the secret-hygiene faults put into answers.
     """
 
     def __init__(
@@ -86,7 +89,9 @@ class ReferenceServer:
         sse_keepalive_s: float = SSE_KEEPALIVE_S,
         sse_queue_size: int = QUEUE_SIZE,
         response_hook: ResponseHook | None = None,
+        faults: list[str] | tuple[str, ...] | None = None,
     ) -> None:
+        self.faults = Faults(parse(faults))
         self._response_hook = response_hook
         self._tenant_keys: dict[str, list[str]] = {tenancy.DEFAULT_TENANT: list(api_keys)}
         for name, keys in (tenants or {}).items():
@@ -165,7 +170,8 @@ class ReferenceServer:
         assert self._store is not None and self._runtime is not None
         app = create_app(self._store, self._runtime, clock=self._clock, on_event=self._on_event,
                          data_dir=self.data_dir, sse_keepalive_s=self._sse_keepalive_s,
-                         sse_queue_size=self._sse_queue_size, response_hook=self._response_hook)
+                         sse_queue_size=self._sse_queue_size, response_hook=self._response_hook,
+                         faults=self.faults)
         self._app = app
         self._socket = bind_listening_socket(self.host, self._requested_port)
         self._port = self._socket.getsockname()[1]
@@ -229,11 +235,12 @@ def serve_forever(
     db_path: str | None = None,
     data_dir: str | None = None,
     on_ready: Callable[[str], None] | None = None,
+    faults: list[str] | None = None,
 ) -> None:
     """Serve in the foreground until SIGINT or SIGTERM, then clean up (main thread only).
 
     `on_ready` receives the base URL once the server accepts connections; by default the
-    URL is written to stderr."""
+    URL is written to stderr. `faults` turns deliberate contract violations on (`faults.py`)."""
     stopping = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:
@@ -241,7 +248,7 @@ def serve_forever(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with ReferenceServer(api_keys, db_path, host, port, data_dir) as server:
+        with ReferenceServer(api_keys, db_path, host, port, data_dir, faults=faults) as server:
             if on_ready is None:
                 print(f"quilt reference backend listening on {server.url}", file=sys.stderr)
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+from . import faults
 from .tokens import display_prefix, hash_secret, new_id, same_hash
 
 DEFAULT_TENANT = "default"
@@ -51,7 +52,8 @@ def authenticate(db: sqlite3.Connection, key: str, now: int) -> str | None:
     ).fetchone()
     if row is None or not same_hash(row["key_hash"], digest):
         return None
-    if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
+    revoked = row["revoked_at"] is not None and not faults.on("deleted-key-still-authenticates")
+    if revoked or (row["expires_at"] is not None and row["expires_at"] <= now):
         return None
     if row["last_used_at"] != now:  # at most one write per key and second
         db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, row["id"]))

@@ -14,6 +14,7 @@ import json
 import math
 from typing import Any
 
+from . import faults
 from .errors import ApiError, invalid
 
 MAX_NAME = 255
@@ -228,5 +229,7 @@ def parse_json(raw: bytes) -> Any:
     try:
         return loads_strict(raw.decode("utf-8"))
     except (ValueError, RecursionError, UnicodeError) as exc:
+        if faults.on("malformed-json-500"):
+            raise RuntimeError("unhandled JSON decode error") from exc
         raise ApiError(400, "VALIDATION_ERROR", "request body is not valid JSON",
                        {"field": "body", "received": type(exc).__name__}) from None

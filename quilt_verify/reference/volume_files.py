@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from . import volume_paths
+from . import faults, volume_paths
 from .errors import invalid, not_found
 from .validation import Body, is_int
 
@@ -115,6 +115,8 @@ def download(root: Path, segments: list[str]) -> dict[str, Any]:
     if not stat.S_ISREG(info.st_mode):
         raise invalid("path", "is not a regular file", ["a file path"], shown)
     content = _read(target, stat.S_IMODE(info.st_mode))
+    if faults.on("download-byte-flipped") and content:
+        content = bytes([content[0] ^ 0x01]) + content[1:]
     return {"path": shown, "content": base64.b64encode(content).decode("ascii"),
             "size": len(content), "mode": stat.S_IMODE(info.st_mode),
             "sha256": hashlib.sha256(content).hexdigest()}

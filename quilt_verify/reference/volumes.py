@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from . import faults
 from .errors import conflict, invalid, not_found
 from .tokens import new_id
 from .validation import Body
@@ -59,9 +60,12 @@ def view(row: sqlite3.Row, data_dir: Path) -> dict[str, Any]:
 
 def row_for(db: sqlite3.Connection, tenant_id: str, name: str) -> sqlite3.Row:
     """The tenant's volume; 404 for unknown names and other tenants' volumes."""
-    row = db.execute(
-        "SELECT * FROM volumes WHERE tenant_id = ? AND name = ?", (tenant_id, name)
-    ).fetchone()
+    if faults.on("volume-lookup-ignores-tenant"):
+        row = db.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+    else:
+        row = db.execute(
+            "SELECT * FROM volumes WHERE tenant_id = ? AND name = ?", (tenant_id, name)
+        ).fetchone()
     if row is None:
         raise not_found("volume", name)
     return row

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
+from . import faults
 from .errors import conflict, not_found
 from .tokens import new_id
 from .validation import Body
@@ -150,8 +151,10 @@ def assignments(db: sqlite3.Connection, node_id: str) -> list[dict[str, Any]]:
     """What an agent must run: its placements, each with the workload id, name and spec."""
     rows = db.execute(
         "SELECT p.*, w.name AS w_name, w.spec_json AS w_spec FROM placements p"
-        " JOIN workloads w ON w.id = p.workload_id WHERE p.node_id = ?"
-        " ORDER BY w.seq, p.replica_index",
+        " JOIN workloads w ON w.id = p.workload_id WHERE "
+        + ("p.cluster_id = (SELECT cluster_id FROM nodes WHERE id = ?)"
+           if faults.on("agent-sees-foreign-assignments") else "p.node_id = ?")
+        + " ORDER BY w.seq, p.replica_index",
         (node_id,),
     )
     return [
@@ -181,6 +184,8 @@ def report(db: sqlite3.Connection, node_id: str, placement_id: str, data: Any,
     body = Body(data)
     state = body.string("state", required=True, max_len=64)
     container_id = body.string("container_id", max_len=255)
+    if faults.on("report-drops-container-id"):
+        container_id = None
     message = body.string("message", max_len=4096, allow_empty=True, controls=True)
     db.execute(
         "UPDATE placements SET state = ?, message = ?, container_id = COALESCE(?, container_id),"
