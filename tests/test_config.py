@@ -71,11 +71,11 @@ def test_trailing_slash_is_dropped():
 
 
 def test_secret_never_shows_its_value():
-    secret = Secret("quilt_sk_supersecretvalue")
-    cfg = resolve(api_key="quilt_sk_supersecretvalue", environ={}, dotenv_path=None)
+    secret = Secret("quilt_sk_super-secret-value")
+    cfg = resolve(api_key="quilt_sk_super-secret-value", environ={}, dotenv_path=None)
     for text in (repr(secret), str(secret), repr(cfg), str(cfg), f"{cfg}"):
         assert "supersecret" not in text
-    assert secret == Secret("quilt_sk_supersecretvalue")
+    assert secret == Secret("quilt_sk_super-secret-value")
 
 
 def test_run_ids_are_unique_lower_case_and_name_safe():
