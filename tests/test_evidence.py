@@ -6,7 +6,7 @@ from quilt_verify.evidence import Recorder, evidence_name, sha256_file, verify_m
 from quilt_verify.redaction import MASK, Redactor
 
 NODE_TOKEN = "qnt_abcdefghijklmnopqrstuvwxyz012345"
-API_KEY = "quilt_sk_0123456789abcdefghij"
+API_KEY = "quilt_sk_fake-0123456789-abcdefghij"
 
 
 def exchange(**kw):
