@@ -69,6 +69,7 @@ class Recorder:
         self.variants: dict[str, set[str]] = {}
         self.exchange_count = 0
         self.durations: dict[str, list[float]] = {}
+        self.echoes: dict[str | None, list[str]] = {}  # per test: responses repeating a secret
         self._files: dict[str, TextIO] = {}
         self._lock = threading.Lock()
         self._seq = 0
@@ -80,6 +81,11 @@ class Recorder:
                 self.variants.setdefault(event.name, set()).add(event.value)
             return
         self.record_exchange(event)
+
+    def take_echoes(self, nodeid: str | None) -> list[str]:
+        """Responses seen during ``nodeid`` that repeated a registered secret (forgotten after)."""
+        with self._lock:
+            return self.echoes.pop(nodeid, [])
 
     def begin_test(self, nodeid: str | None) -> None:
         self.current_test = nodeid
@@ -109,6 +115,13 @@ class Recorder:
         for body in (request_body, response_body):
             if body.get("json") is not None:
                 body["harvested_all"] = r.harvest_json(body["json"])
+        if response_body.get("json") is not None and response_body["size"] <= MAX_INLINE_BODY:
+            for pointer, label in r.echoes(response_body["json"]):
+                with self._lock:
+                    self.echoes.setdefault(self.current_test, []).append(
+                        f"{ex.method} {r.scrub_text(ex.path)} -> {ex.status}: the response "
+                        f"repeats a secret ({label}) at {pointer}, outside any credential field "
+                        f"(request_id={ex.request_id})")
         line = {
             "kind": "exchange",
             "test": self.current_test,

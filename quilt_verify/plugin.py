@@ -334,11 +334,15 @@ class QuiltRun:
         if self.schema is None or self.recorder is None:
             return
         violations = self.schema.take(item.nodeid)
-        if not violations:
+        echoes = self.recorder.take_echoes(item.nodeid)
+        if not violations and not echoes:
             return
         for violation in violations:
             self.recorder.note("contract_violation", violation.as_dict())
-        text = format_violations(violations)
+        for echo in echoes:
+            self.recorder.note("secret_echo", {"problem": echo})
+        text = "\n".join(filter(None, [format_violations(violations) if violations else "",
+                                        *echoes]))
         if report.passed:
             report.outcome, report.longrepr = "failed", text
         else:

@@ -379,6 +379,24 @@ class Redactor:
             return any(p.search(decoded) for p in patterns)
         return False
 
+    def echoes(self, obj: Any, pointer: str = "") -> list[tuple[str, str]]:
+        """(JSON pointer, secret label) of every string outside a sensitive field that carries a
+        registered secret: a response that repeats a credential where none belongs."""
+        found: list[tuple[str, str]] = []
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                if isinstance(key, str) and is_sensitive_field(key):
+                    continue
+                found += self.echoes(value, f"{pointer}/{key}")
+        elif isinstance(obj, list):
+            for index, value in enumerate(obj):
+                found += self.echoes(value, f"{pointer}/{index}")
+        elif isinstance(obj, str) and len(obj) >= MIN_HARVEST_LEN:
+            form = self.find_in_bytes(obj.encode("utf-8"))
+            if form is not None:
+                found.append((pointer or "/", self.registry.label_of_form(form)))
+        return found
+
     def find_in_bytes(self, data: bytes) -> str | None:
         """The matched form of the first secret found in ``data`` (as is, or percent-decoded)."""
         patterns = self.registry.bytes_matchers(len(data))

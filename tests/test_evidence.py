@@ -141,3 +141,20 @@ def test_large_bodies_are_truncated_and_still_redacted(tmp_path):
     assert long_secret not in lines[0]["response"]["body"]["head"]
     assert '"node_token": "[REDACTED]"' in lines[0]["response"]["body"]["head"]
     assert '"abc"' not in lines[1]["response"]["body"]["head"]
+
+
+def test_a_response_repeating_a_secret_outside_credential_fields_is_flagged(tmp_path):
+    rec = make_recorder(tmp_path)
+    rec.begin_test("suites/test_x.py::test_echo")
+    rec(exchange())  # mints the node token in its own field: fine
+    assert rec.take_echoes("suites/test_x.py::test_echo") == []
+    body = json.dumps({"success": True, "debug_info": {"seen": [f"token={NODE_TOKEN}"]}})
+    rec(exchange(url="http://t/api/agent/clusters/c/nodes/n1/heartbeat",
+                 path="/api/agent/clusters/c/nodes/n1/heartbeat", response_body=body.encode(),
+                 status=200, request_id="rid-hb"))
+    (problem,) = rec.take_echoes("suites/test_x.py::test_echo")
+    assert "repeats a secret (field:node_token) at /debug_info/seen/0" in problem
+    assert "request_id=rid-hb" in problem and NODE_TOKEN not in problem
+    rec.close_files()
+    assert NODE_TOKEN not in (tmp_path / "run" / evidence_name(
+        "suites/test_x.py::test_echo")).read_text()
