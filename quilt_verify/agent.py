@@ -15,7 +15,7 @@ from typing import Any
 
 from quilt_verify.client import QuiltClient, Registration
 from quilt_verify.errors import QuiltAPIError
-from quilt_verify.ledger import Ledger, gone_on_404
+from quilt_verify.ledger import Ledger
 from quilt_verify.polling import wait_for
 
 AGENT_VERSION = "quilt-verify-agent/0.1.0"
@@ -86,10 +86,8 @@ class SimulatedAgent:
         self._on_secret(reg.node_token, "node_token")
         self.registration, self.node_id, self.node_token = reg, reg.node_id, reg.node_token
         if self.ledger is not None:
-            cid, nid = self.cluster_id, reg.node_id
-            self.ledger.add("node", nid, name=self.name,
-                            delete=lambda: self.client.delete_node(cid, nid),
-                            exists=gone_on_404(lambda: self.client.get_node(cid, nid)))
+            self.ledger.track(self.client, "node", reg.node_id, name=self.name,
+                              cluster_id=self.cluster_id)
         return reg
 
     def _creds(self) -> tuple[str, str, str]:
@@ -159,9 +157,7 @@ class SimulatedAgent:
         container_id = str(QuiltClient.container_id(container))  # create_container ensures it
         self.created.append(container_id)
         if self.ledger is not None:
-            self.ledger.add("container", container_id, name=body["name"],
-                            delete=lambda: self.client.delete_container(container_id),
-                            exists=gone_on_404(lambda: self.client.get_container(container_id)))
+            self.ledger.track(self.client, "container", container_id, name=body["name"])
         return container_id, container
 
     def _container_state(self, container_id: str, seen: dict[str, Any] | None = None

@@ -54,6 +54,35 @@ class Ledger:
         with self._lock:
             self._entries.append(LedgerEntry(kind, ident, delete, exists, name))
 
+    def track(self, client: Any, kind: str, ident: str, *, name: str | None = None,
+              cluster_id: str | None = None) -> None:
+        """Record a resource the run created through ``client`` (a QuiltClient), with the
+        delete call and the read that confirms it is gone; workloads and nodes need their
+        cluster."""
+        c = client
+        calls: dict[str, tuple[Callable[[], Any], Callable[[], Any] | None]] = {
+            "cluster": (lambda: c.delete_cluster(ident), lambda: c.get_cluster(ident)),
+            "workload": (lambda: c.delete_workload(cluster_id, ident),
+                         lambda: c.get_workload(cluster_id, ident)),
+            "node": (lambda: c.delete_node(cluster_id, ident),
+                     lambda: c.get_node(cluster_id, ident)),
+            "container": (lambda: c.delete_container(ident), lambda: c.get_container(ident)),
+            "volume": (lambda: c.delete_volume(ident), lambda: c.get_volume(ident)),
+            "api_key": (lambda: c.delete_api_key(ident), None),
+        }
+        if kind not in calls:
+            raise ValueError(f"the ledger cannot track a {kind!r}")
+        if kind in ("workload", "node") and not cluster_id:
+            raise ValueError(f"a {kind} is tracked with its cluster_id")
+        delete, read = calls[kind]
+        if kind == "api_key":
+            exists: Callable[[], bool] = lambda: ident in {  # noqa: E731 - keys have no GET
+                str(k.get("id")) for k in c.list_api_keys()}
+        else:
+            assert read is not None
+            exists = gone_on_404(read)
+        self.add(kind, ident, delete=delete, exists=exists, name=name)
+
     def discard(self, kind: str, ident: str) -> None:
         """The run deleted this itself (and confirmed it); nothing left to unwind."""
         with self._lock:

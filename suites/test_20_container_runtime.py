@@ -14,7 +14,6 @@ import pytest
 
 from quilt_verify.checks import expect_error_body, expect_status, find_number
 from quilt_verify.client import QuiltClient
-from quilt_verify.ledger import gone_on_404
 from quilt_verify.polling import wait_for
 
 pytestmark = [
@@ -54,9 +53,7 @@ def test_01_create_container(quilt, quilt_names, quilt_ledger, session_state, st
                                         "environment": {"QV_MARKER": s.marker},
                                         "labels": quilt_names.labels})
     s.cid = QuiltClient.container_id(container)
-    quilt_ledger.add("container", s.cid, name=s.name,
-                     delete=lambda: quilt.delete_container(s.cid),
-                     exists=gone_on_404(lambda: quilt.get_container(s.cid)))
+    quilt_ledger.track(quilt, "container", s.cid, name=s.name)
     running = wait_for(lambda: state_of(quilt, s.cid), lambda c: c.get("state") == "running",
                        timeout=30, describe=f"container {s.cid} to be running")
     assert running.get("name") == s.name

@@ -32,9 +32,7 @@ def test_01_create_returns_the_secret_once(quilt, quilt_names, quilt_ledger, reg
     register_secret(secret, "created api key")
     assert created.get("id"), "create returned no key id"
     s.key_id, s.secret, s.name = str(created["id"]), secret, name
-    quilt_ledger.add("api_key", s.key_id, name=name,
-                     delete=lambda: quilt.delete_api_key(s.key_id),
-                     exists=lambda: s.key_id in key_ids(quilt))
+    quilt_ledger.track(quilt, "api_key", s.key_id, name=name)
 
 
 def test_02_list_never_shows_the_secret(quilt, session_state, step):

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from quilt_verify.checks import expect_status, sha256
-from quilt_verify.ledger import gone_on_404
 
 pytestmark = [pytest.mark.capability("volumes"), pytest.mark.session, pytest.mark.mode("standard")]
 
@@ -79,9 +78,7 @@ def test_01_create_volume(quilt, quilt_names, quilt_ledger, session_state, step)
     step(f"creating volume {s.volume}")
     created = quilt.create_volume(s.volume, labels=quilt_names.labels)
     assert created.get("name") == s.volume, created
-    quilt_ledger.add("volume", s.volume, name=s.volume,
-                     delete=lambda: quilt.delete_volume(s.volume),
-                     exists=gone_on_404(lambda: quilt.get_volume(s.volume)))
+    quilt_ledger.track(quilt, "volume", s.volume, name=s.volume)
     assert quilt.get_volume(s.volume).get("name") == s.volume
     assert s.volume in [v.get("name") for v in quilt.list_volumes()]
     s.digests = []

@@ -10,7 +10,6 @@ import pytest
 
 from quilt_verify.client import QuiltClient
 from quilt_verify.events import EventStream
-from quilt_verify.ledger import gone_on_404
 from quilt_verify.polling import wait_for
 from quilt_verify.sse import ServerEvent
 
@@ -45,8 +44,7 @@ def make_container(quilt, quilt_names, quilt_ledger, label: str) -> str:
     name = quilt_names.make(label)
     body = {"name": name, "command": COMMAND, "labels": quilt_names.labels}
     cid = QuiltClient.container_id(quilt.create_container(body))
-    quilt_ledger.add("container", cid, name=name, delete=lambda: quilt.delete_container(cid),
-                     exists=gone_on_404(lambda: quilt.get_container(cid)))
+    quilt_ledger.track(quilt, "container", cid, name=name)
     return cid
 
 

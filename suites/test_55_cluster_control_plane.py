@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from quilt_verify.checks import expect_error_body, expect_status
-from quilt_verify.ledger import gone_on_404
 
 pytestmark = [
     pytest.mark.capability("cluster-control-plane"),
@@ -28,8 +27,7 @@ def test_01_create_and_read_cluster(quilt, quilt_names, quilt_ledger, session_st
     step(f"creating cluster {s.name}")
     cluster = quilt.create_cluster(s.name, "10.60.0.0/16", 26)
     s.cid = cluster["id"]
-    quilt_ledger.add("cluster", s.cid, name=s.name, delete=lambda: quilt.delete_cluster(s.cid),
-                     exists=gone_on_404(lambda: quilt.get_cluster(s.cid)))
+    quilt_ledger.track(quilt, "cluster", s.cid, name=s.name)
     fetched = quilt.get_cluster(s.cid)
     assert (fetched.get("name"), fetched.get("pod_cidr"), fetched.get("node_cidr_prefix")) == (
         s.name, "10.60.0.0/16", 26)
@@ -64,9 +62,7 @@ def test_03_workload_crud(quilt, quilt_names, quilt_ledger, session_state, step)
     step("creating a workload with 2 replicas")
     workload = quilt.create_workload(s.cid, s.spec)
     s.wid = workload["id"]
-    quilt_ledger.add("workload", s.wid, name=s.spec["name"],
-                     delete=lambda: quilt.delete_workload(s.cid, s.wid),
-                     exists=gone_on_404(lambda: quilt.get_workload(s.cid, s.wid)))
+    quilt_ledger.track(quilt, "workload", s.wid, name=s.spec["name"], cluster_id=s.cid)
     assert workload.get("spec", {}).get("command") == COMMAND
     assert s.wid in [w.get("id") for w in quilt.list_workloads(s.cid)]
     step("updating it to 4 replicas")

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from quilt_verify.checks import expect_status
-from quilt_verify.ledger import gone_on_404
 
 pytestmark = [
     pytest.mark.capability("kubernetes-session"),
@@ -83,9 +82,7 @@ def test_01_create_cluster(quilt, quilt_names, quilt_ledger, session_state, step
     cluster = quilt.create_cluster(name, POD_CIDR, NODE_PREFIX)
     assert cluster.get("id"), f"cluster create returned no id: {cluster}"
     s.cluster_id = cluster["id"]
-    quilt_ledger.add("cluster", s.cluster_id, name=name,
-                     delete=lambda: quilt.delete_cluster(s.cluster_id),
-                     exists=gone_on_404(lambda: quilt.get_cluster(s.cluster_id)))
+    quilt_ledger.track(quilt, "cluster", s.cluster_id, name=name)
     assert (cluster.get("name"), cluster.get("pod_cidr"), cluster.get("node_cidr_prefix")) == (
         name, POD_CIDR, NODE_PREFIX)
     step("reading the cluster back by id and in the list")
@@ -184,9 +181,7 @@ def test_06_create_workload(quilt, quilt_names, quilt_ledger, session_state, ste
     workload = quilt.create_workload(s.cluster_id, s.spec)
     assert workload.get("id"), f"workload create returned no id: {workload}"
     s.workload_id = workload["id"]
-    quilt_ledger.add("workload", s.workload_id, name=s.spec["name"],
-                     delete=lambda: quilt.delete_workload(s.cluster_id, s.workload_id),
-                     exists=gone_on_404(lambda: quilt.get_workload(s.cluster_id, s.workload_id)))
+    quilt_ledger.track(quilt, "workload", s.workload_id, name=s.spec["name"], cluster_id=s.cluster_id)
     assert workload.get("spec", {}).get("replicas") == 3, workload
     assert quilt.get_workload(s.cluster_id, s.workload_id).get("spec", {}).get("replicas") == 3
     assert s.workload_id in [w.get("id") for w in quilt.list_workloads(s.cluster_id)]

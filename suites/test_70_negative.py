@@ -28,7 +28,6 @@ from quilt_verify.client import QuiltClient
 from quilt_verify.config import Secret
 from quilt_verify.errors import QuiltAPIError
 from quilt_verify.events import EventStream
-from quilt_verify.ledger import gone_on_404
 
 pytestmark = [pytest.mark.capability("negative"), pytest.mark.mode("full")]
 
@@ -117,8 +116,7 @@ def world(quilt, quilt_names, quilt_ledger, make_agent, register_secret):
     name = quilt_names.make("neg-cluster")
     cluster = quilt.create_cluster(name, POD_CIDR, 24)
     cid = w["cluster_id"] = cluster["id"]
-    quilt_ledger.add("cluster", cid, name=name, delete=lambda: quilt.delete_cluster(cid),
-                     exists=gone_on_404(lambda: quilt.get_cluster(cid)))
+    quilt_ledger.track(quilt, "cluster", cid, name=name)
     token = quilt.create_join_token(cid, ttl_secs=600, max_uses=1)
     agent = make_agent(cid, quilt_names.make("neg-node"))
     agent.register(token["join_token"])
@@ -130,9 +128,7 @@ def world(quilt, quilt_names, quilt_ledger, make_agent, register_secret):
     workload = quilt.create_workload(cid, spec)
     wid = w["workload_id"] = workload["id"]
     w["spec"] = spec
-    quilt_ledger.add("workload", wid, name=spec["name"],
-                     delete=lambda: quilt.delete_workload(cid, wid),
-                     exists=gone_on_404(lambda: quilt.get_workload(cid, wid)))
+    quilt_ledger.track(quilt, "workload", wid, name=spec["name"], cluster_id=cid)
     quilt.reconcile(cid)
     placed = [p for p in quilt.list_placements(cid) if p.get("workload_id") == wid]
     assert placed and placed[0].get("node_id") == agent.node_id, f"placement not on the node: {placed}"
@@ -144,8 +140,7 @@ def world(quilt, quilt_names, quilt_ledger, make_agent, register_secret):
     container = quilt.create_container({"name": cname, "command": COMMAND,
                                         "labels": quilt_names.labels})
     xid = w["container_id"] = str(QuiltClient.container_id(container))
-    quilt_ledger.add("container", xid, name=cname, delete=lambda: quilt.delete_container(xid),
-                     exists=gone_on_404(lambda: quilt.get_container(xid)))
+    quilt_ledger.track(quilt, "container", xid, name=cname)
     return w
 
 
@@ -189,7 +184,7 @@ def test_revoked_api_key_is_refused_everywhere(quilt, quilt_names, quilt_ledger,
     assert isinstance(secret, str) and secret, "create returned no key"
     register_secret(secret, "created api key")
     key_id = str(created["id"])
-    quilt_ledger.add("api_key", key_id, name=name, delete=lambda: quilt.delete_api_key(key_id))
+    quilt_ledger.track(quilt, "api_key", key_id, name=name)
     as_key = quilt.with_credentials(api_key=Secret(secret))
     assert isinstance(as_key.list_clusters(), list)
     step("deleting the key")
@@ -256,8 +251,7 @@ def test_used_up_foreign_and_missing_join_tokens_are_refused(quilt, quilt_names,
     def cluster(label: str, pod_cidr: str) -> str:
         name = quilt_names.make(label)
         cid = quilt.create_cluster(name, pod_cidr, 24)["id"]
-        quilt_ledger.add("cluster", cid, name=name, delete=lambda: quilt.delete_cluster(cid),
-                         exists=gone_on_404(lambda: quilt.get_cluster(cid)))
+        quilt_ledger.track(quilt, "cluster", cid, name=name)
         return cid
 
     home, foreign, doomed = (cluster("neg-join-home", "10.78.0.0/16"),
@@ -316,8 +310,7 @@ def test_expired_join_token_is_refused(quilt, quilt_names, quilt_ledger, make_ag
     budget = float(os.environ.get(ENV_EXPIRY_WAIT) or DEFAULT_EXPIRY_WAIT_S)
     name = quilt_names.make("neg-expiry")
     cid = quilt.create_cluster(name, "10.81.0.0/16", 24)["id"]
-    quilt_ledger.add("cluster", cid, name=name, delete=lambda: quilt.delete_cluster(cid),
-                     exists=gone_on_404(lambda: quilt.get_cluster(cid)))
+    quilt_ledger.track(quilt, "cluster", cid, name=name)
     step("asking for a join token with ttl_secs 1")
     ttl, token = 1, None
     try:
@@ -406,8 +399,7 @@ def test_unknown_volumes_and_files_answer_404(quilt, quilt_names, quilt_ledger, 
     name = quilt_names.make("neg-vol")
     step(f"creating volume {name}")
     quilt.create_volume(name, labels=quilt_names.labels)
-    quilt_ledger.add("volume", name, name=name, delete=lambda: quilt.delete_volume(name),
-                     exists=gone_on_404(lambda: quilt.get_volume(name)))
+    quilt_ledger.track(quilt, "volume", name, name=name)
     spec = {"name": "qv-unused", "replicas": 1, "command": COMMAND}
     check_unknown(quilt, unknown_id_cases(fake_id(), spec, name), True, step)
 
@@ -555,8 +547,7 @@ def test_malformed_volumes_and_files_input_is_refused(quilt, quilt_names, quilt_
     name = quilt_names.make("neg-input-vol")
     step(f"creating volume {name}")
     quilt.create_volume(name, labels=quilt_names.labels)
-    quilt_ledger.add("volume", name, name=name, delete=lambda: quilt.delete_volume(name),
-                     exists=gone_on_404(lambda: quilt.get_volume(name)))
+    quilt_ledger.track(quilt, "volume", name, name=name)
     files, archive = f"/api/volumes/{name}/files", f"/api/volumes/{name}/archive"
     other = quilt_names.make("neg-input-vol2")
     cases: list[tuple[str, str, Any]] = [

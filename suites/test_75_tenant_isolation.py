@@ -24,7 +24,6 @@ from quilt_verify.client import QuiltClient
 from quilt_verify.config import Secret
 from quilt_verify.errors import QuiltAPIError
 from quilt_verify.events import EventStream
-from quilt_verify.ledger import gone_on_404
 
 pytestmark = [pytest.mark.capability("tenant-isolation"), pytest.mark.mode("full")]
 
@@ -75,16 +74,14 @@ def test_clusters_nodes_workloads_and_placements_are_isolated(
     name = quilt_names.make("iso-cluster")
     step(f"tenant A creates cluster {name} with a ready node and a placed workload")
     cid = a.create_cluster(name, "10.84.0.0/16", 24)["id"]
-    quilt_ledger.add("cluster", cid, name=name, delete=lambda: a.delete_cluster(cid),
-                     exists=gone_on_404(lambda: a.get_cluster(cid)))
+    quilt_ledger.track(a, "cluster", cid, name=name)
     agent = make_agent(cid, quilt_names.make("iso-node"))
     agent.register(a.create_join_token(cid, ttl_secs=600, max_uses=1)["join_token"])
     agent.heartbeat("ready")
     spec = {"name": quilt_names.make("iso-web"), "replicas": 1, "command": COMMAND,
             "labels": quilt_names.labels}
     wid = a.create_workload(cid, spec)["id"]
-    quilt_ledger.add("workload", wid, name=spec["name"], delete=lambda: a.delete_workload(cid, wid),
-                     exists=gone_on_404(lambda: a.get_workload(cid, wid)))
+    quilt_ledger.track(a, "workload", wid, name=spec["name"], cluster_id=cid)
     a.reconcile(cid)
     placements = [p for p in a.list_placements(cid) if p.get("workload_id") == wid]
     assert len(placements) == 1 and placements[0].get("node_id") == agent.node_id, placements
@@ -138,8 +135,7 @@ def test_containers_are_isolated(quilt, quilt_tenant_b, quilt_names, quilt_ledge
     step(f"tenant A creates container {name}")
     created = a.create_container({"name": name, "command": COMMAND, "labels": quilt_names.labels})
     xid = str(QuiltClient.container_id(created))
-    quilt_ledger.add("container", xid, name=name, delete=lambda: a.delete_container(xid),
-                     exists=gone_on_404(lambda: a.get_container(xid)))
+    quilt_ledger.track(a, "container", xid, name=name)
     before = a.get_container(xid)
     routes_before = a.container_network(xid).get("routes")
     data = [name, str(before.get("ip_address") or "")]
@@ -184,8 +180,7 @@ def test_volumes_and_files_are_isolated(quilt, quilt_tenant_b, quilt_names, quil
     content = b"tenant A's secret bytes " + name.encode()
     step(f"tenant A creates volume {name} with one file")
     a.create_volume(name, labels=quilt_names.labels)
-    quilt_ledger.add("volume", name, name=name, delete=lambda: a.delete_volume(name),
-                     exists=gone_on_404(lambda: a.get_volume(name)))
+    quilt_ledger.track(a, "volume", name, name=name)
     a.upload_file(name, "secret.txt", content)
     data = [base64.b64encode(content).decode(), content.decode()]
     v = f"/api/volumes/{name}"
@@ -224,7 +219,7 @@ def test_api_keys_are_isolated(quilt, quilt_tenant_b, quilt_names, quilt_ledger,
     assert isinstance(secret, str) and secret, "create returned no key"
     register_secret(secret, "created api key")
     key_id = str(created["id"])
-    quilt_ledger.add("api_key", key_id, name=name, delete=lambda: a.delete_api_key(key_id))
+    quilt_ledger.track(a, "api_key", key_id, name=name)
     a_ids = {str(k.get("id")) for k in a.list_api_keys()}
 
     findings = Findings()
@@ -255,9 +250,7 @@ def test_event_streams_are_isolated(quilt, quilt_tenant_b, quilt_names, quilt_le
             name = quilt_names.make(f"iso-events-{who}")
             step(f"tenant {who.upper()} creates cluster {name}")
             cid = client.create_cluster(name, cidr, 24)["id"]
-            quilt_ledger.add("cluster", cid, name=name,
-                             delete=lambda c=client, i=cid: c.delete_cluster(i),
-                             exists=gone_on_404(lambda c=client, i=cid: c.get_cluster(i)))
+            quilt_ledger.track(client, "cluster", cid, name=name)
             created[who] = (cid, name)
         step("waiting for tenant B's own event")
         stream.wait_for(lambda e: created["b"][0] in e.data, timeout=DEADLINE,

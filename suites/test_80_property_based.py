@@ -28,7 +28,6 @@ from quilt_verify import fuzz
 from quilt_verify.catalogue import ENDPOINTS
 from quilt_verify.client import QuiltClient
 from quilt_verify.errors import QuiltAPIError
-from quilt_verify.ledger import gone_on_404
 
 pytestmark = [pytest.mark.capability("property-based"), pytest.mark.mode("full")]
 
@@ -171,24 +170,21 @@ def world(quilt, quilt_names, quilt_ledger, make_agent, register_secret) -> Worl
     w = World(quilt, quilt_names, quilt_ledger)
     name = quilt_names.make("fz-cluster-home")
     cid = quilt.create_cluster(name, "10.88.0.0/16", 24)["id"]
-    quilt_ledger.add("cluster", cid, name=name, delete=lambda: quilt.delete_cluster(cid),
-                     exists=gone_on_404(lambda: quilt.get_cluster(cid)))
+    quilt_ledger.track(quilt, "cluster", cid, name=name)
     agent = make_agent(cid, quilt_names.make("fz-node-home"))
     agent.register(quilt.create_join_token(cid, ttl_secs=3600, max_uses=1)["join_token"])
     agent.heartbeat("ready")
     spec = {"name": quilt_names.make("fz-web-home"), "replicas": 1, "command": COMMAND,
             "labels": quilt_names.labels}
     wid = quilt.create_workload(cid, spec)["id"]
-    quilt_ledger.add("workload", wid, name=spec["name"], delete=lambda: quilt.delete_workload(cid, wid),
-                     exists=gone_on_404(lambda: quilt.get_workload(cid, wid)))
+    quilt_ledger.track(quilt, "workload", wid, name=spec["name"], cluster_id=cid)
     quilt.reconcile(cid)
     placed = [p for p in quilt.list_placements(cid) if p.get("workload_id") == wid]
     assert placed, "reconcile placed nothing on the ready node"
     cname = quilt_names.make("fz-ctr-home")
     xid = str(QuiltClient.container_id(quilt.create_container(
         {"name": cname, "command": COMMAND, "labels": quilt_names.labels})))
-    quilt_ledger.add("container", xid, name=cname, delete=lambda: quilt.delete_container(xid),
-                     exists=gone_on_404(lambda: quilt.get_container(xid)))
+    quilt_ledger.track(quilt, "container", xid, name=cname)
     join = quilt.create_join_token(cid, ttl_secs=3600, max_uses=1000)["join_token"]
     register_secret(join, "join_token")
     w.values.update(cluster_id=cid, node_id=agent.node_id, workload_id=wid,
@@ -240,6 +236,5 @@ def fuzz_volume(quilt, quilt_names, quilt_ledger) -> str:
     """A volume for the file and archive endpoints (only made when one of them runs)."""
     name = quilt_names.make("fz-vol-home")
     quilt.create_volume(name, labels=quilt_names.labels)
-    quilt_ledger.add("volume", name, name=name, delete=lambda: quilt.delete_volume(name),
-                     exists=gone_on_404(lambda: quilt.get_volume(name)))
+    quilt_ledger.track(quilt, "volume", name, name=name)
     return name

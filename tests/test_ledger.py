@@ -44,3 +44,47 @@ def test_discard_forgets_what_the_run_deleted_itself():
     ledger.add("cluster", "c", delete=lambda: (_ for _ in ()).throw(AssertionError("no")))
     ledger.discard("cluster", "c")
     assert ledger.unwind() == []
+
+
+class FakeClient:
+    """Records calls; everything is gone after its delete."""
+
+    def __init__(self):
+        self.calls, self.deleted = [], set()
+
+    def __getattr__(self, name):
+        def call(*args):
+            self.calls.append((name, *args))
+            if name.startswith("delete_"):
+                self.deleted.add(args[-1])
+            elif name.startswith("get_") and args[-1] in self.deleted:
+                not_found()
+            elif name == "list_api_keys":
+                return [{"id": i} for i in ("k-live",) if i not in self.deleted]
+            return {}
+        return call
+
+
+def test_track_knows_how_to_delete_and_confirm_each_kind():
+    client, ledger = FakeClient(), Ledger()
+    ledger.track(client, "cluster", "c1", name="qv-c")
+    ledger.track(client, "workload", "w1", cluster_id="c1")
+    ledger.track(client, "node", "n1", cluster_id="c1")
+    ledger.track(client, "container", "x1")
+    ledger.track(client, "volume", "v1")
+    ledger.track(client, "api_key", "k-live")
+    assert ledger.unwind() == []
+    deletes = [c for c in client.calls if c[0].startswith("delete_")]
+    assert deletes == [("delete_container", "x1"), ("delete_workload", "c1", "w1"),
+                       ("delete_node", "c1", "n1"), ("delete_cluster", "c1"),
+                       ("delete_volume", "v1"), ("delete_api_key", "k-live")]
+    assert ("get_workload", "c1", "w1") in client.calls and ("list_api_keys",) in client.calls
+
+
+def test_track_refuses_what_it_cannot_clean_up():
+    import pytest
+
+    with pytest.raises(ValueError, match="cluster_id"):
+        Ledger().track(FakeClient(), "workload", "w1")
+    with pytest.raises(ValueError, match="cannot track"):
+        Ledger().track(FakeClient(), "snapshot", "s1")
