@@ -29,7 +29,6 @@ import time
 
 import pytest
 
-from quilt_verify.ledger import gone_on_404
 
 pytestmark = [pytest.mark.capability("kubernetes-session"), pytest.mark.session]
 MARKER = pathlib.Path(os.environ["QV_TEST_MARKER"])
@@ -38,26 +37,25 @@ MARKER = pathlib.Path(os.environ["QV_TEST_MARKER"])
 def test_01_create_everything(quilt, quilt_names, quilt_ledger, make_agent):
     """Creates one of each kind of resource."""
     c = quilt.create_cluster(quilt_names.make("cl"), "10.77.0.0/16", 24)
-    quilt_ledger.add("cluster", c["id"], delete=lambda: quilt.delete_cluster(c["id"]),
-                     exists=gone_on_404(lambda: quilt.get_cluster(c["id"])))
+    quilt_ledger.track(quilt, "cluster", c["id"])
     token = quilt.create_join_token(c["id"], max_uses=1)
     agent = make_agent(c["id"], quilt_names.make("node"))
     agent.register(token["join_token"])
     agent.heartbeat("ready")
     w = quilt.create_workload(c["id"], {"name": quilt_names.make("w"), "replicas": 2,
                                         "command": ["sleep", "3600"]})
-    quilt_ledger.add("workload", w["id"], delete=lambda: quilt.delete_workload(c["id"], w["id"]))
+    quilt_ledger.track(quilt, "workload", w["id"], cluster_id=c["id"])
     quilt.reconcile(c["id"])
     assert len(agent.sync().started) == 2
     v = quilt.create_volume(quilt_names.make("vol"))
-    quilt_ledger.add("volume", v["name"], delete=lambda: quilt.delete_volume(v["name"]))
+    quilt_ledger.track(quilt, "volume", v["name"])
     k = quilt.create_api_key(quilt_names.make("key"))
-    quilt_ledger.add("api_key", k["id"], delete=lambda: quilt.delete_api_key(k["id"]))
-    MARKER.write_text("created")
+    quilt_ledger.track(quilt, "api_key", k["id"])
 
 
 def test_02_then(quilt):
     """Fails, or waits to be interrupted."""
+    MARKER.write_text("created")  # here, so step 1's outcome is already recorded
     if os.environ["QV_TEST_HOW"] == "fail":
         raise AssertionError("deliberate failure after creating resources")
     deadline = time.monotonic() + 60
